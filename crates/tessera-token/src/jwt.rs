@@ -1,0 +1,349 @@
+//! JSON Web Tokens (RFC 7519) signed as compact JWS, verified under a strict policy
+//! (RFC 8725): the key is chosen by exact `kid`, the key decides the algorithm, the signature is
+//! checked before the claims are parsed, and `exp` is always required.
+
+use std::borrow::Cow;
+
+use serde::de::{Deserialize, MapAccess};
+use serde::Serialize;
+
+use crate::alg::Algorithm;
+use crate::b64;
+use crate::error::{Error, JsonReason, Part};
+use crate::json::{self, Member, Members, OneOrMany};
+use crate::jws::{self, Limits};
+use crate::keys::{KeySet, SigningKey};
+
+/// Default clock-skew allowance for `exp` and `nbf`, in seconds.
+pub const DEFAULT_LEEWAY: u64 = 60;
+/// The largest leeway a policy accepts, in seconds.
+pub const MAX_LEEWAY: u64 = 300;
+
+/// What a verifier requires of a token beyond a good signature. Safe by default; there is no
+/// switch that turns a check off.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    issuer: Option<String>,
+    audiences: Vec<String>,
+    leeway: u64,
+    typ: Option<String>,
+    limits: Limits,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy::new()
+    }
+}
+
+impl Policy {
+    /// The default policy: `exp` required, 60 s leeway, 16 KiB and depth-16 caps, no issuer or
+    /// audience configured (a token that carries `aud` is then refused, RFC 7519 §4.1.3).
+    pub fn new() -> Self {
+        Policy {
+            issuer: None,
+            audiences: Vec::new(),
+            leeway: DEFAULT_LEEWAY,
+            typ: None,
+            limits: Limits::default(),
+        }
+    }
+
+    /// Requires `iss` to equal `issuer` exactly.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// Accepts tokens whose `aud` contains `audience` (may be called several times; any one
+    /// match suffices).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Sets the clock-skew allowance; at most [`MAX_LEEWAY`] seconds.
+    pub fn leeway(mut self, seconds: u64) -> Result<Self, Error> {
+        if seconds > MAX_LEEWAY {
+            return Err(Error::Policy("leeway exceeds 300 seconds"));
+        }
+        self.leeway = seconds;
+        Ok(self)
+    }
+
+    /// Requires the header `typ` (RFC 8725 §3.11), compared case-insensitively with an optional
+    /// `application/` prefix (RFC 7515 §4.1.9), e.g. `at+jwt` for RFC 9068 access tokens.
+    pub fn typ(mut self, typ: impl Into<String>) -> Self {
+        self.typ = Some(typ.into());
+        self
+    }
+
+    /// Replaces the size and nesting caps.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+}
+
+/// A token whose signature and claims passed the policy. Only this type exposes claims.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    alg: Algorithm,
+    payload: Vec<u8>,
+    exp: f64,
+    nbf: Option<f64>,
+    iat: Option<f64>,
+    iss: Option<Text>,
+    sub: Option<Text>,
+    jti: Option<Text>,
+}
+
+/// A string claim: a span of the payload, or a copy when JSON escapes had to be decoded.
+#[derive(Debug, Clone)]
+enum Text {
+    Owned(Box<str>),
+    Span(usize, usize),
+}
+
+impl Text {
+    fn new(value: Cow<'_, str>, payload: &[u8]) -> Text {
+        match value {
+            Cow::Borrowed(s) => {
+                let start = (s.as_ptr() as usize).wrapping_sub(payload.as_ptr() as usize);
+                match payload.get(start..start.wrapping_add(s.len())) {
+                    Some(bytes) if bytes == s.as_bytes() => Text::Span(start, start + s.len()),
+                    _ => Text::Owned(s.into()),
+                }
+            }
+            Cow::Owned(s) => Text::Owned(s.into()),
+        }
+    }
+
+    fn get<'a>(&'a self, payload: &'a [u8]) -> Option<&'a str> {
+        match self {
+            Text::Owned(s) => Some(s),
+            Text::Span(a, b) => std::str::from_utf8(payload.get(*a..*b)?).ok(),
+        }
+    }
+}
+
+impl Verified {
+    /// The algorithm the token was signed with (the key's).
+    pub fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// The payload: the claims as a UTF-8 JSON object, exactly as signed.
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+
+    /// The payload as text.
+    pub fn claims_json(&self) -> &str {
+        // The strict parse already proved the payload is UTF-8 JSON.
+        std::str::from_utf8(&self.payload).unwrap_or_default()
+    }
+
+    /// Deserializes the claims into the caller's type (borrowing from the payload where it can).
+    pub fn claims<'a, T: Deserialize<'a>>(&'a self) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(&self.payload)
+    }
+
+    /// `exp` (seconds since the epoch).
+    pub fn expires_at(&self) -> f64 {
+        self.exp
+    }
+
+    /// `nbf`, if present.
+    pub fn not_before(&self) -> Option<f64> {
+        self.nbf
+    }
+
+    /// `iat`, if present.
+    pub fn issued_at(&self) -> Option<f64> {
+        self.iat
+    }
+
+    /// `iss`, if present.
+    pub fn issuer(&self) -> Option<&str> {
+        self.iss.as_ref()?.get(&self.payload)
+    }
+
+    /// `sub`, if present.
+    pub fn subject(&self) -> Option<&str> {
+        self.sub.as_ref()?.get(&self.payload)
+    }
+
+    /// `jti`, if present.
+    pub fn jwt_id(&self) -> Option<&str> {
+        self.jti.as_ref()?.get(&self.payload)
+    }
+}
+
+/// Verifies a JWT against a key set and a policy at time `now` (seconds since the epoch).
+///
+/// The order is fixed so that no expensive or ambiguous work happens on untrusted input before
+/// it is needed: size cap, three segments, strict header (`alg` not `none`, supported, `kid`
+/// present, no `crit`), key by exact `kid`, `alg` equal to the key's, exact signature length,
+/// signature, then the claims (strict JSON, `exp` required, `nbf`, `iss`, `aud`).
+pub fn verify(token: &str, keys: &KeySet, policy: &Policy, now: u64) -> Result<Verified, Error> {
+    let parts = jws::split(token, &policy.limits)?;
+    let key = jws::with_decoded(parts.header, Part::Header, |bytes| {
+        let header = jws::parse_header(bytes, &policy.limits)?;
+        let kid = header.kid.ok_or(Error::HeaderMember { name: "kid" })?;
+        let key = keys.find(&kid).ok_or(Error::UnknownKey)?;
+        if header.alg != key.algorithm() {
+            return Err(Error::AlgorithmMismatch {
+                expected: key.algorithm(),
+            });
+        }
+        if let Some(want) = &policy.typ {
+            if !header.typ.as_deref().is_some_and(|t| typ_matches(t, want)) {
+                return Err(Error::Type);
+            }
+        }
+        Ok(key)
+    })?;
+    jws::check_signature(&parts, key)?;
+
+    let payload = b64::decode(parts.payload).ok_or(Error::Base64 {
+        part: Part::Payload,
+    })?;
+    let mut claims = ClaimSink::default();
+    json::parse_object(&payload, Part::Payload, policy.limits.depth(), &mut claims)?;
+    claims.check(policy, now)?;
+    let ClaimSink {
+        exp,
+        nbf,
+        iat,
+        iss,
+        sub,
+        jti,
+        ..
+    } = claims;
+    let exp = exp.ok_or(Error::MissingClaim { name: "exp" })?;
+    let iss = iss.map(|v| Text::new(v, &payload));
+    let sub = sub.map(|v| Text::new(v, &payload));
+    let jti = jti.map(|v| Text::new(v, &payload));
+    Ok(Verified {
+        alg: key.algorithm(),
+        payload,
+        exp,
+        nbf,
+        iat,
+        iss,
+        sub,
+        jti,
+    })
+}
+
+/// Signs claims as a JWT with the header `{"alg","kid","typ":"JWT"}`. The claims must serialize
+/// to a JSON object.
+pub fn sign<T: Serialize + ?Sized>(key: &SigningKey, claims: &T) -> Result<String, Error> {
+    let payload = serde_json::to_vec(claims).map_err(|_| Error::Json {
+        part: Part::Payload,
+        reason: JsonReason::Syntax,
+    })?;
+    sign_payload(key, &payload)
+}
+
+/// Signs an already-serialized claims object as a JWT with the default header.
+pub fn sign_payload(key: &SigningKey, payload: &[u8]) -> Result<String, Error> {
+    if payload.first() != Some(&b'{') {
+        return Err(Error::Json {
+            part: Part::Payload,
+            reason: JsonReason::NotObject,
+        });
+    }
+    let header = key.jwt_header_b64();
+    let mut out = String::with_capacity(header.len() + payload.len() * 4 / 3 + 360);
+    out.push_str(header);
+    out.push('.');
+    b64::encode_into(payload, &mut out);
+    jws::finish(key, out)
+}
+
+fn typ_matches(got: &str, want: &str) -> bool {
+    fn strip(t: &str) -> &str {
+        match t.get(..12) {
+            Some(p) if p.eq_ignore_ascii_case("application/") => &t[12..],
+            _ => t,
+        }
+    }
+    strip(got).eq_ignore_ascii_case(strip(want))
+}
+
+/// The registered claims (RFC 7519 §4.1), read in the strict pass over the payload.
+#[derive(Default)]
+struct ClaimSink<'a> {
+    exp: Option<f64>,
+    nbf: Option<f64>,
+    iat: Option<f64>,
+    iss: Option<Cow<'a, str>>,
+    sub: Option<Cow<'a, str>>,
+    jti: Option<Cow<'a, str>>,
+    aud: Option<OneOrMany<'a>>,
+}
+
+impl<'de> Members<'de> for ClaimSink<'de> {
+    fn member<A: MapAccess<'de>>(
+        &mut self,
+        name: &str,
+        map: &mut A,
+        member: Member<'_>,
+    ) -> Result<(), A::Error> {
+        match name {
+            "exp" => self.exp = Some(map.next_value_seed(member.number(Error::ClaimType { name: "exp" }))?),
+            "nbf" => self.nbf = Some(map.next_value_seed(member.number(Error::ClaimType { name: "nbf" }))?),
+            "iat" => self.iat = Some(map.next_value_seed(member.number(Error::ClaimType { name: "iat" }))?),
+            "iss" => self.iss = Some(map.next_value_seed(member.string(Error::ClaimType { name: "iss" }))?),
+            "sub" => self.sub = Some(map.next_value_seed(member.string(Error::ClaimType { name: "sub" }))?),
+            "jti" => self.jti = Some(map.next_value_seed(member.string(Error::ClaimType { name: "jti" }))?),
+            "aud" => self.aud = Some(map.next_value_seed(member.strings(Error::ClaimType { name: "aud" }))?),
+            _ => member.skip(map)?,
+        }
+        Ok(())
+    }
+}
+
+impl ClaimSink<'_> {
+    fn check(&self, policy: &Policy, now: u64) -> Result<(), Error> {
+        let now = now as f64;
+        let leeway = policy.leeway as f64;
+        // RFC 7519 §4.1.4: the current time must be before `exp` (allowing some leeway).
+        let exp = self.exp.ok_or(Error::MissingClaim { name: "exp" })?;
+        if now >= exp + leeway {
+            return Err(Error::Expired);
+        }
+        // RFC 7519 §4.1.5: the current time must be at or after `nbf` (allowing some leeway).
+        if let Some(nbf) = self.nbf {
+            if now + leeway < nbf {
+                return Err(Error::NotYetValid);
+            }
+        }
+        if let Some(want) = &policy.issuer {
+            match &self.iss {
+                Some(iss) if iss == want => {}
+                None => return Err(Error::MissingClaim { name: "iss" }),
+                Some(_) => return Err(Error::Issuer),
+            }
+        }
+        // RFC 7519 §4.1.3: a recipient that does not find itself in a present `aud` must reject.
+        match (&self.aud, policy.audiences.is_empty()) {
+            (None, true) => {}
+            (None, false) => return Err(Error::MissingClaim { name: "aud" }),
+            (Some(aud), _) => {
+                let found = match aud {
+                    OneOrMany::One(a) => policy.audiences.iter().any(|w| w == a),
+                    OneOrMany::Many(all) => all
+                        .iter()
+                        .any(|a| policy.audiences.iter().any(|w| w == a)),
+                };
+                if !found {
+                    return Err(Error::Audience);
+                }
+            }
+        }
+        Ok(())
+    }
+}
