@@ -1,1 +1,65 @@
-fn main(){}
+//! The `tessera` binary: the composition root. It parses arguments, reads files, reads the
+//! system clock, and calls the libraries; no rule of tessera lives here.
+//!
+//! Exit codes are a contract: 0 success, 1 a token was rejected, 2 a usage or configuration error.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod input;
+mod keys;
+mod token;
+
+/// Token-based authentication: keys and tokens.
+#[derive(Parser, Debug)]
+#[command(name = "tessera", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Generate, convert and publish keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Sign, verify and decode JWTs.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+}
+
+/// Why a command failed, deciding the exit code.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The token was rejected (exit 1).
+    Rejected(String),
+    /// Bad usage or configuration (exit 2).
+    Usage(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Usage(e)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Keys(cmd) => keys::run(cmd),
+        Command::Token(cmd) => token::run(cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Rejected(reason)) => {
+            eprintln!("tessera: token rejected: {reason}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Usage(e)) => {
+            // One line: the error and its causes, joined.
+            eprintln!("tessera: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

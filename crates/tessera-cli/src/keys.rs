@@ -1,0 +1,114 @@
+//! `tessera keys …`: generate, convert and publish keys.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use tessera_token::{Algorithm, Jwk, JwkSet};
+
+use crate::Failure;
+use crate::input;
+
+#[derive(clap::Subcommand, Debug)]
+pub(crate) enum KeysCommand {
+    /// Generate a private key and print it as a JWK (with `kid` and `alg`).
+    Generate {
+        /// Algorithm the key is bound to: HS256/384/512, RS256/384/512, PS256/384/512,
+        /// ES256/384/512 or EdDSA.
+        #[arg(long)]
+        alg: Algorithm,
+        /// Key id; defaults to the RFC 7638 thumbprint.
+        #[arg(long)]
+        kid: Option<String>,
+        /// RSA modulus size in bits: 2048, 3072, 4096 or 8192.
+        #[arg(long, default_value_t = 2048)]
+        rsa_bits: usize,
+        /// Write the key to this new file (mode 0600) instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Turn private JWKs (or JWK Sets) into the public JWK Set to publish.
+    Public {
+        /// Files holding a JWK or a JWK Set; `-` or nothing reads standard input.
+        files: Vec<PathBuf>,
+    },
+    /// Print a key's RFC 7638 SHA-256 thumbprint.
+    Thumbprint {
+        /// File holding one JWK.
+        file: PathBuf,
+    },
+    /// Convert a PEM key (PKCS#8 `PRIVATE KEY` or SPKI `PUBLIC KEY`) into a JWK.
+    FromPem {
+        /// The PEM file.
+        file: PathBuf,
+        /// Algorithm to bind; required for RSA keys.
+        #[arg(long)]
+        alg: Option<Algorithm>,
+        /// Key id; defaults to the RFC 7638 thumbprint.
+        #[arg(long)]
+        kid: Option<String>,
+    },
+    /// Convert a JWK into PEM (PKCS#8 for private keys, SPKI for public keys).
+    ToPem {
+        /// File holding one JWK.
+        file: PathBuf,
+    },
+}
+
+pub(crate) fn run(cmd: KeysCommand) -> Result<(), Failure> {
+    match cmd {
+        KeysCommand::Generate {
+            alg,
+            kid,
+            rsa_bits,
+            out,
+        } => {
+            let jwk = Jwk::generate_with(alg, kid, rsa_bits).context("generating the key")?;
+            let json = jwk.to_json() + "\n";
+            match out {
+                Some(path) => {
+                    input::write_secret(&path, json.as_bytes())?;
+                    eprintln!("tessera: wrote {alg} key `{}` to {}", jwk.kid().unwrap_or_default(), path.display());
+                }
+                None => print!("{json}"),
+            }
+        }
+        KeysCommand::Public { files } => {
+            let files = if files.is_empty() { vec![PathBuf::from("-")] } else { files };
+            let mut all = JwkSet::default();
+            for file in &files {
+                let bytes = input::read(file)?;
+                let set = JwkSet::from_json_or_single(&bytes)
+                    .with_context(|| format!("{} holds no usable JWK or JWK Set", file.display()))?;
+                all.keys.extend(set.keys);
+            }
+            let public = all
+                .to_public()
+                .context("a symmetric (oct) key has no public half and must never be published")?;
+            println!("{}", public.to_json());
+        }
+        KeysCommand::Thumbprint { file } => println!("{}", read_jwk(&file)?.thumbprint()),
+        KeysCommand::FromPem { file, alg, kid } => {
+            let text = input::read_text(&file)?;
+            let jwk = Jwk::from_pem(&text, alg, kid)
+                .with_context(|| format!("{} is not a usable PEM key", file.display()))?;
+            println!("{}", jwk.to_json());
+        }
+        KeysCommand::ToPem { file } => {
+            let pem = read_jwk(&file)?.to_pem().context("converting to PEM")?;
+            print!("{pem}");
+        }
+    }
+    Ok(())
+}
+
+/// Reads one JWK from a file.
+pub(crate) fn read_jwk(file: &std::path::Path) -> Result<Jwk> {
+    let bytes = input::read(file)?;
+    match Jwk::from_json(&bytes) {
+        Ok(jwk) => Ok(jwk),
+        Err(e) if bytes.starts_with(b"-----BEGIN") => {
+            bail!("{} is PEM; convert it with `tessera keys from-pem` ({e})", file.display())
+        }
+        Err(e) => Err(e).with_context(|| format!("{} is not a usable JWK", file.display())),
+    }
+}

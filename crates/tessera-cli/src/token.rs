@@ -1,0 +1,178 @@
+//! `tessera token …`: sign, verify and decode JWTs.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::{Map, Value};
+use tessera_token::{Culprit, JwkSet, KeySet, Policy, SigningKey, danger, jwt};
+
+use crate::Failure;
+use crate::input;
+use crate::keys::read_jwk;
+
+#[derive(clap::Subcommand, Debug)]
+pub(crate) enum TokenCommand {
+    /// Sign a JWT and print it.
+    Sign {
+        /// Private JWK file.
+        #[arg(long)]
+        key: PathBuf,
+        /// Claims as a JSON object, or `@FILE` to read them from a file (`@-` for stdin).
+        #[arg(long, default_value = "{}")]
+        claims: String,
+        /// Sets `iss`.
+        #[arg(long)]
+        iss: Option<String>,
+        /// Sets `sub`.
+        #[arg(long)]
+        sub: Option<String>,
+        /// Sets `aud` (repeat for several audiences).
+        #[arg(long)]
+        aud: Vec<String>,
+        /// Lifetime: `exp` = now + TTL (30s, 15m, 12h, 7d). Defaults to 15m unless the claims
+        /// already carry `exp`.
+        #[arg(long, value_parser = input::parse_duration)]
+        ttl: Option<u64>,
+    },
+    /// Verify a JWT: exit 0 and print its claims, or exit 1 with the reason.
+    Verify {
+        /// JWK Set (or single JWK) file with the verification keys.
+        #[arg(long)]
+        jwks: PathBuf,
+        /// Required `iss`.
+        #[arg(long)]
+        issuer: String,
+        /// Accepted `aud` (repeat to accept several).
+        #[arg(long, required = true)]
+        audience: Vec<String>,
+        /// Clock-skew allowance in seconds (at most 300).
+        #[arg(long, default_value_t = tessera_token::jwt::DEFAULT_LEEWAY)]
+        leeway: u64,
+        /// Required header `typ`, e.g. `at+jwt`.
+        #[arg(long)]
+        typ: Option<String>,
+        /// The token, or `-` to read it from standard input.
+        token: String,
+    },
+    /// Print a token's header and claims WITHOUT verifying anything.
+    Decode {
+        /// The token, or `-` to read it from standard input.
+        token: String,
+    },
+}
+
+pub(crate) fn run(cmd: TokenCommand) -> Result<(), Failure> {
+    match cmd {
+        TokenCommand::Sign {
+            key,
+            claims,
+            iss,
+            sub,
+            aud,
+            ttl,
+        } => {
+            let jwk = read_jwk(&key)?;
+            let signer = SigningKey::from_jwk(&jwk)
+                .with_context(|| format!("{} cannot sign", key.display()))?;
+            let mut claims = read_claims(&claims)?;
+            let now = now()?;
+            if let Some(iss) = iss {
+                claims.insert("iss".into(), iss.into());
+            }
+            if let Some(sub) = sub {
+                claims.insert("sub".into(), sub.into());
+            }
+            match aud.len() {
+                0 => {}
+                1 => {
+                    claims.insert("aud".into(), aud[0].clone().into());
+                }
+                _ => {
+                    claims.insert("aud".into(), aud.into());
+                }
+            }
+            if ttl.is_some() || !claims.contains_key("exp") {
+                claims.insert("exp".into(), (now + ttl.unwrap_or(15 * 60)).into());
+            }
+            claims.entry("iat").or_insert(now.into());
+            let token = jwt::sign(&signer, &claims).context("signing")?;
+            println!("{token}");
+        }
+        TokenCommand::Verify {
+            jwks,
+            issuer,
+            audience,
+            leeway,
+            typ,
+            token,
+        } => {
+            let keys = read_keys(&jwks)?;
+            let mut policy = Policy::new().issuer(issuer).leeway(leeway).map_err(anyhow::Error::from)?;
+            for aud in audience {
+                policy = policy.audience(aud);
+            }
+            if let Some(typ) = typ {
+                policy = policy.typ(typ);
+            }
+            let token = read_token(&token)?;
+            match jwt::verify(&token, &keys, &policy, now()?) {
+                Ok(verified) => println!("{}", verified.claims_json()),
+                Err(e) if e.culprit() == Culprit::Configuration => {
+                    return Err(Failure::Usage(anyhow!(e)));
+                }
+                Err(e) => return Err(Failure::Rejected(e.to_string())),
+            }
+        }
+        TokenCommand::Decode { token } => {
+            let token = read_token(&token)?;
+            match danger::insecure_decode(&token) {
+                Ok(decoded) => {
+                    eprintln!("tessera: NOT VERIFIED: signature and claims were not checked");
+                    let out = serde_json::json!({
+                        "verified": false,
+                        "header": decoded.header,
+                        "claims": decoded.claims,
+                    });
+                    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+                }
+                Err(e) => return Err(Failure::Rejected(e.to_string())),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn now() -> Result<u64> {
+    Ok(SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .context("the system clock is before 1970")?
+        .as_secs())
+}
+
+fn read_claims(arg: &str) -> Result<Map<String, Value>> {
+    let bytes = match arg.strip_prefix('@') {
+        Some(path) => input::read(Path::new(path))?,
+        None => arg.as_bytes().to_vec(),
+    };
+    match serde_json::from_slice(&bytes).context("claims are not valid JSON")? {
+        Value::Object(map) => Ok(map),
+        _ => bail!("claims must be a JSON object"),
+    }
+}
+
+fn read_keys(path: &Path) -> Result<KeySet> {
+    let bytes = input::read(path)?;
+    let set = JwkSet::from_json_or_single(&bytes)
+        .with_context(|| format!("{} is not a usable JWK Set", path.display()))?;
+    KeySet::from_jwks(&set).with_context(|| format!("{} is not a usable JWK Set", path.display()))
+}
+
+fn read_token(arg: &str) -> Result<String> {
+    let text = if arg == "-" {
+        input::read_text(Path::new("-"))?
+    } else {
+        arg.to_owned()
+    };
+    Ok(text.trim().to_owned())
+}
