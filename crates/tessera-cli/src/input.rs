@@ -80,7 +80,16 @@ mod tests {
         assert_eq!(parse_duration("15m"), Ok(900));
         assert_eq!(parse_duration("90"), Ok(90));
         assert_eq!(parse_duration("2d"), Ok(172_800));
-        for bad in ["", "0s", "15x", "m", "-1s", "99999999999999999999d", "400d", "1.5h"] {
+        for bad in [
+            "",
+            "0s",
+            "15x",
+            "m",
+            "-1s",
+            "99999999999999999999d",
+            "400d",
+            "1.5h",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }

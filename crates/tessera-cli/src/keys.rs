@@ -67,18 +67,27 @@ pub(crate) fn run(cmd: KeysCommand) -> Result<(), Failure> {
             match out {
                 Some(path) => {
                     input::write_secret(&path, json.as_bytes())?;
-                    eprintln!("tessera: wrote {alg} key `{}` to {}", jwk.kid().unwrap_or_default(), path.display());
+                    eprintln!(
+                        "tessera: wrote {alg} key `{}` to {}",
+                        jwk.kid().unwrap_or_default(),
+                        path.display()
+                    );
                 }
                 None => print!("{json}"),
             }
         }
         KeysCommand::Public { files } => {
-            let files = if files.is_empty() { vec![PathBuf::from("-")] } else { files };
+            let files = if files.is_empty() {
+                vec![PathBuf::from("-")]
+            } else {
+                files
+            };
             let mut all = JwkSet::default();
             for file in &files {
                 let bytes = input::read(file)?;
-                let set = JwkSet::from_json_or_single(&bytes)
-                    .with_context(|| format!("{} holds no usable JWK or JWK Set", file.display()))?;
+                let set = JwkSet::from_json_or_single(&bytes).with_context(|| {
+                    format!("{} holds no usable JWK or JWK Set", file.display())
+                })?;
                 all.keys.extend(set.keys);
             }
             let public = all
@@ -107,7 +116,10 @@ pub(crate) fn read_jwk(file: &std::path::Path) -> Result<Jwk> {
     match Jwk::from_json(&bytes) {
         Ok(jwk) => Ok(jwk),
         Err(e) if bytes.starts_with(b"-----BEGIN") => {
-            bail!("{} is PEM; convert it with `tessera keys from-pem` ({e})", file.display())
+            bail!(
+                "{} is PEM; convert it with `tessera keys from-pem` ({e})",
+                file.display()
+            )
         }
         Err(e) => Err(e).with_context(|| format!("{} is not a usable JWK", file.display())),
     }

@@ -108,7 +108,10 @@ pub(crate) fn run(cmd: TokenCommand) -> Result<(), Failure> {
             token,
         } => {
             let keys = read_keys(&jwks)?;
-            let mut policy = Policy::new().issuer(issuer).leeway(leeway).map_err(anyhow::Error::from)?;
+            let mut policy = Policy::new()
+                .issuer(issuer)
+                .leeway(leeway)
+                .map_err(anyhow::Error::from)?;
             for aud in audience {
                 policy = policy.audience(aud);
             }

@@ -205,7 +205,9 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::TooLarge { limit } => write!(f, "token exceeds the size limit of {limit} bytes"),
-            Error::Segments => f.write_str("not a compact JWS: expected three dot-separated segments"),
+            Error::Segments => {
+                f.write_str("not a compact JWS: expected three dot-separated segments")
+            }
             Error::Base64 { part } => write!(f, "{part} is not strict unpadded base64url"),
             Error::Json { part, reason } => write!(f, "{part} JSON rejected: {reason}"),
             Error::HeaderMember { name } => {
@@ -214,14 +216,20 @@ impl fmt::Display for Error {
             Error::AlgorithmNone => f.write_str("alg `none` is never accepted"),
             Error::UnsupportedAlgorithm => f.write_str("alg is not a supported algorithm"),
             Error::AlgorithmMismatch { expected } => {
-                write!(f, "header alg does not match the key's algorithm {expected}")
+                write!(
+                    f,
+                    "header alg does not match the key's algorithm {expected}"
+                )
             }
             Error::UnknownKey => f.write_str("no key with the token's kid"),
             Error::CriticalExtension => {
                 f.write_str("header requires an unsupported extension (crit/b64)")
             }
             Error::SignatureLength { expected, actual } => {
-                write!(f, "signature is {actual} bytes, the key requires exactly {expected}")
+                write!(
+                    f,
+                    "signature is {actual} bytes, the key requires exactly {expected}"
+                )
             }
             Error::Signature => f.write_str("signature verification failed"),
             Error::MissingClaim { name } => write!(f, "required claim `{name}` is missing"),

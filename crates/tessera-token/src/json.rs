@@ -212,7 +212,7 @@ impl<'de> Names<'de> {
         if let Some(set) = &mut self.large {
             return set.insert(name);
         }
-        if self.small.iter().any(|n| *n == name) {
+        if self.small.contains(&name) {
             return false;
         }
         self.small.push(name);

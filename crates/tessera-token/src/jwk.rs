@@ -433,7 +433,10 @@ impl Jwk {
             ),
             Material::Oct { k } => format!(r#"{{"k":"{}","kty":"oct"}}"#, b64::encode(k)),
             Material::Okp { x, .. } => {
-                format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, b64::encode(x))
+                format!(
+                    r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#,
+                    b64::encode(x)
+                )
             }
             Material::Rsa { n, e, .. } => format!(
                 r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
@@ -451,7 +454,11 @@ impl Jwk {
     }
 
     /// Like [`Jwk::generate`], with the RSA modulus size in bits (2048, 3072, 4096 or 8192).
-    pub fn generate_with(alg: Algorithm, kid: Option<String>, rsa_bits: usize) -> Result<Jwk, Error> {
+    pub fn generate_with(
+        alg: Algorithm,
+        kid: Option<String>,
+        rsa_bits: usize,
+    ) -> Result<Jwk, Error> {
         let unspecified = |_| KeyError::Invalid("key generation failed");
         let material = match alg.family() {
             KeyFamily::Hmac => {
@@ -547,10 +554,10 @@ impl Jwk {
         if self.key_use.as_deref().is_some_and(|u| u != "sig") {
             return Err(KeyError::Usage);
         }
-        if let Some(ops) = &self.key_ops {
-            if !ops.iter().any(|o| o == op) {
-                return Err(KeyError::Usage);
-            }
+        if let Some(ops) = &self.key_ops
+            && !ops.iter().any(|o| o == op)
+        {
+            return Err(KeyError::Usage);
         }
         Ok(())
     }
@@ -603,7 +610,10 @@ fn ec_material(crv: Curve, pair: &EcdsaKeyPair) -> Result<Material, KeyError> {
         crv,
         x,
         y,
-        d: Some(fixed_scalar(Zeroizing::new(d.as_ref().to_vec()), crv.coordinate_len())?),
+        d: Some(fixed_scalar(
+            Zeroizing::new(d.as_ref().to_vec()),
+            crv.coordinate_len(),
+        )?),
     })
 }
 
@@ -611,7 +621,9 @@ fn split_point(crv: Curve, point: &[u8]) -> Result<(Vec<u8>, Vec<u8>), KeyError>
     let len = crv.coordinate_len();
     match point.split_first() {
         Some((4, xy)) if xy.len() == 2 * len => Ok((xy[..len].to_vec(), xy[len..].to_vec())),
-        _ => Err(KeyError::Invalid("EC public key must be an uncompressed point")),
+        _ => Err(KeyError::Invalid(
+            "EC public key must be an uncompressed point",
+        )),
     }
 }
 
@@ -768,6 +780,3 @@ impl JwkSet {
         })
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -75,7 +75,10 @@ pub(crate) fn split<'a>(token: &'a str, limits: &Limits) -> Result<Compact<'a>, 
         });
     }
     let bytes = token.as_bytes();
-    let first = bytes.iter().position(|&b| b == b'.').ok_or(Error::Segments)?;
+    let first = bytes
+        .iter()
+        .position(|&b| b == b'.')
+        .ok_or(Error::Segments)?;
     let second = first
         + 1
         + bytes[first + 1..]

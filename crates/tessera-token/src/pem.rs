@@ -79,7 +79,9 @@ mod tests {
         let der: Vec<u8> = (0..=255).collect();
         let text = encode(Label::PublicKey, &der);
         assert_eq!(decode(&text), Ok((Label::PublicKey, der)));
-        assert!(decode("-----BEGIN RSA PRIVATE KEY-----\nAA==\n-----END RSA PRIVATE KEY-----").is_err());
+        assert!(
+            decode("-----BEGIN RSA PRIVATE KEY-----\nAA==\n-----END RSA PRIVATE KEY-----").is_err()
+        );
         assert!(decode("-----BEGIN PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nAA==\n-----END PRIVATE KEY-----").is_err());
         assert!(decode("-----BEGIN PRIVATE KEY-----\n!!\n-----END PRIVATE KEY-----").is_err());
     }
