@@ -499,8 +499,9 @@ impl Jwk {
         Ok(jwk)
     }
 
-    /// Imports a PEM key: `PRIVATE KEY` (PKCS#8) or `PUBLIC KEY` (SPKI). `alg` is required for
-    /// RSA keys (RS* or PS*) and otherwise checked against the curve.
+    /// Imports a PEM key: `PRIVATE KEY` (PKCS#8) or `PUBLIC KEY` (SPKI). `alg` is checked
+    /// against the key; without it, EC and Ed25519 keys take the one their curve implies and RSA
+    /// keys are left without (and refused for use until one is set).
     pub fn from_pem(text: &str, alg: Option<Algorithm>, kid: Option<String>) -> Result<Jwk, Error> {
         let (label, der) = pem::decode(text)?;
         let material = match label {
@@ -514,8 +515,10 @@ impl Jwk {
             key_ops: None,
             material,
         };
-        if let Some(alg) = alg {
-            jwk.set_alg(alg)?;
+        match alg {
+            Some(alg) => jwk.set_alg(alg)?,
+            // EC and Ed25519 keys imply their algorithm; RSA keys stay without one.
+            None => jwk.alg = jwk.algorithm().ok(),
         }
         jwk.kid = Some(kid.unwrap_or_else(|| jwk.thumbprint()));
         Ok(jwk)

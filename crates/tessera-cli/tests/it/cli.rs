@@ -1,0 +1,565 @@
+//! The `tessera` command-line contract, run against the real binary: `token verify` exits 0
+//! with the claims, 1 with a one-line reason for a rejected token, 2 for usage or configuration
+//! errors, and never panics.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use tessera_token::{Jwk, SigningKey, b64};
+
+const ISS: &str = "https://id.example";
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn tessera(args: &[&str]) -> Run {
+    tessera_stdin(args, "")
+}
+
+fn tessera_stdin(args: &[&str], stdin: &str) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tessera");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = child.wait_with_output().expect("wait");
+    Run {
+        code: status.code().expect("exited normally, not by a signal"),
+        stdout: String::from_utf8(stdout).expect("utf-8 stdout"),
+        stderr: String::from_utf8(stderr).expect("utf-8 stderr"),
+    }
+}
+
+/// A temporary directory with one key per family and the public JWK Set.
+struct Setup {
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let setup = Setup { dir };
+        for (alg, kid) in [("ES256", "ec"), ("HS256", "hs"), ("EdDSA", "ed")] {
+            let out = setup.path(&format!("{kid}.jwk"));
+            let run = tessera(&[
+                "keys",
+                "generate",
+                "--alg",
+                alg,
+                "--kid",
+                kid,
+                "--out",
+                out.to_str().expect("utf-8"),
+            ]);
+            assert_eq!(run.code, 0, "{}", run.stderr);
+        }
+        let run = tessera(&[
+            "keys",
+            "public",
+            setup.arg("ec.jwk").as_str(),
+            setup.arg("ed.jwk").as_str(),
+        ]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        // The verifier's set: the public keys plus the shared HMAC secret.
+        let mut set: serde_json::Value = serde_json::from_str(&run.stdout).expect("jwks");
+        let hs: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(setup.path("hs.jwk")).expect("read"))
+                .expect("json");
+        set["keys"].as_array_mut().expect("keys").push(hs);
+        std::fs::write(setup.path("jwks.json"), set.to_string()).expect("write");
+        setup
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn arg(&self, name: &str) -> String {
+        self.path(name).to_str().expect("utf-8").to_owned()
+    }
+
+    fn write(&self, name: &str, contents: &str) -> String {
+        std::fs::write(self.path(name), contents).expect("write");
+        self.arg(name)
+    }
+
+    fn sign(&self, key: &str, extra: &[&str]) -> String {
+        let key = self.arg(key);
+        let mut args = vec![
+            "token",
+            "sign",
+            "--key",
+            key.as_str(),
+            "--iss",
+            ISS,
+            "--sub",
+            "ada",
+            "--aud",
+            "api",
+        ];
+        args.extend_from_slice(extra);
+        let run = tessera(&args);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.stdout.trim().to_owned()
+    }
+
+    fn verify(&self, token: &str, extra: &[&str]) -> Run {
+        let jwks = self.arg("jwks.json");
+        let mut args = vec![
+            "token",
+            "verify",
+            "--jwks",
+            jwks.as_str(),
+            "--issuer",
+            ISS,
+            "--audience",
+            "api",
+        ];
+        args.extend_from_slice(extra);
+        args.push(token);
+        tessera(&args)
+    }
+
+    /// Signs arbitrary header and payload text with a key file, bypassing the CLI's own rules.
+    fn forge(&self, key: &str, header: &str, payload: &str) -> String {
+        let jwk = Jwk::from_json(&std::fs::read(self.path(key)).expect("read")).expect("jwk");
+        let signer = SigningKey::from_jwk(&jwk).expect("signer");
+        let input = format!("{}.{}", b64::encode(header), b64::encode(payload));
+        let sig = signer.sign(input.as_bytes()).expect("sign");
+        format!("{input}.{}", b64::encode(sig))
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// A rejection: exit 1, nothing on stdout, exactly one line on stderr containing `reason`.
+fn assert_rejected(run: &Run, reason: &str) {
+    assert_eq!(run.code, 1, "stdout: {} stderr: {}", run.stdout, run.stderr);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(reason),
+        "expected {reason:?} in {}",
+        run.stderr
+    );
+}
+
+#[test]
+fn sign_then_verify_prints_the_claims() {
+    let s = Setup::new();
+    for key in ["ec.jwk", "hs.jwk", "ed.jwk"] {
+        let token = s.sign(
+            key,
+            &[
+                "--claims",
+                r#"{"role":["admin"],"name":"Ada Lovelace ✓"}"#,
+                "--ttl",
+                "5m",
+            ],
+        );
+        let run = s.verify(&token, &[]);
+        assert_eq!(run.code, 0, "{key}: {}", run.stderr);
+        let claims: serde_json::Value = serde_json::from_str(&run.stdout).expect("claims JSON");
+        assert_eq!(claims["sub"], "ada");
+        assert_eq!(claims["iss"], ISS);
+        assert_eq!(claims["aud"], "api");
+        assert_eq!(claims["role"][0], "admin");
+        assert_eq!(claims["name"], "Ada Lovelace ✓");
+        let ttl = claims["exp"].as_u64().expect("exp") - claims["iat"].as_u64().expect("iat");
+        assert_eq!(ttl, 300);
+    }
+}
+
+#[test]
+fn token_may_come_from_stdin_and_claims_from_a_file() {
+    let s = Setup::new();
+    let claims = s.write("claims.json", r#"{"scope":"read"}"#);
+    let token = s.sign("ec.jwk", &["--claims", &format!("@{claims}")]);
+    let jwks = s.arg("jwks.json");
+    let run = tessera_stdin(
+        &[
+            "token",
+            "verify",
+            "--jwks",
+            &jwks,
+            "--issuer",
+            ISS,
+            "--audience",
+            "api",
+            "-",
+        ],
+        &format!("{token}\n"),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains(r#""scope":"read""#));
+}
+
+#[test]
+fn every_policy_rule_rejects_with_exit_1_and_one_line() {
+    let s = Setup::new();
+    let t = now();
+    let good = s.sign("ec.jwk", &[]);
+    let (input, sig) = good.rsplit_once('.').expect("dot");
+    let mut flipped = b64::decode(sig).expect("sig");
+    flipped[3] ^= 0x40;
+    let claims = |extra: &str| format!(r#"{{"iss":"{ISS}","aud":"api","exp":{}{extra}}}"#, t + 600);
+    let ec = r#"{"alg":"ES256","kid":"ec"}"#;
+    let cases: Vec<(String, &str)> = vec![
+        (
+            format!("{input}.{}", b64::encode(&flipped)),
+            "signature verification failed",
+        ),
+        (
+            format!(
+                "{}.{}.",
+                b64::encode(r#"{"alg":"none","kid":"ec"}"#),
+                b64::encode(claims(""))
+            ),
+            "alg `none`",
+        ),
+        (
+            format!(
+                "{}.{}.",
+                b64::encode(r#"{"alg":"NoNe","kid":"ec"}"#),
+                b64::encode(claims(""))
+            ),
+            "alg `none`",
+        ),
+        (
+            s.forge("hs.jwk", r#"{"alg":"HS256","kid":"ec"}"#, &claims("")),
+            "does not match the key's algorithm",
+        ),
+        (
+            s.forge("ec.jwk", r#"{"alg":"ES256"}"#, &claims("")),
+            "`kid` is missing",
+        ),
+        (
+            s.forge("ec.jwk", r#"{"alg":"ES256","kid":"EC"}"#, &claims("")),
+            "no key with the token's kid",
+        ),
+        (
+            s.forge(
+                "ec.jwk",
+                r#"{"alg":"ES256","kid":"ec","crit":["b64"],"b64":false}"#,
+                &claims(""),
+            ),
+            "unsupported extension",
+        ),
+        (
+            s.forge(
+                "ec.jwk",
+                r#"{"alg":"ES256","kid":"ec","alg":"ES256"}"#,
+                &claims(""),
+            ),
+            "duplicate member",
+        ),
+        (
+            s.forge("ec.jwk", ec, &format!(r#"{{"iss":"{ISS}","aud":"api"}}"#)),
+            "`exp` is missing",
+        ),
+        (
+            s.forge(
+                "ec.jwk",
+                ec,
+                &format!(r#"{{"iss":"{ISS}","aud":"api","exp":"{}"}}"#, t + 600),
+            ),
+            "`exp` has the wrong JSON type",
+        ),
+        (
+            s.forge(
+                "ec.jwk",
+                ec,
+                &format!(r#"{{"iss":"{ISS}","aud":"api","exp":{}}}"#, t - 61),
+            ),
+            "expired",
+        ),
+        (
+            s.forge("ec.jwk", ec, &claims(&format!(r#","nbf":{}"#, t + 3600))),
+            "not valid yet",
+        ),
+        (
+            s.forge(
+                "ec.jwk",
+                ec,
+                &format!(
+                    r#"{{"iss":"https://evil.example","aud":"api","exp":{}}}"#,
+                    t + 600
+                ),
+            ),
+            "issuer",
+        ),
+        (
+            s.forge(
+                "ec.jwk",
+                ec,
+                &format!(r#"{{"iss":"{ISS}","aud":["web"],"exp":{}}}"#, t + 600),
+            ),
+            "audience",
+        ),
+        (
+            s.forge("ec.jwk", ec, &claims(r#","exp":1"#)),
+            "duplicate member",
+        ),
+        (format!("{good}.x"), "three dot-separated segments"),
+        (good.replacen('.', "=.", 1), "base64url"),
+        (
+            format!("{input}.{}", b64::encode([0u8; 70])),
+            "signature is 70 bytes",
+        ),
+        ("A".repeat(17 * 1024), "size limit"),
+        ("not a token".to_owned(), "three dot-separated segments"),
+    ];
+    for (token, reason) in &cases {
+        assert_rejected(&s.verify(token, &[]), reason);
+    }
+    // Leeway is configurable: 61 s late passes with --leeway 120.
+    let late = s.forge(
+        "ec.jwk",
+        ec,
+        &format!(r#"{{"iss":"{ISS}","aud":"api","exp":{}}}"#, t - 61),
+    );
+    assert_eq!(s.verify(&late, &["--leeway", "120"]).code, 0);
+}
+
+#[test]
+fn configuration_errors_exit_2() {
+    let s = Setup::new();
+    let token = s.sign("ec.jwk", &[]);
+    let bad_files = [
+        ("garbage.json", "not json"),
+        ("dup.json", r#"{"keys":[],"keys":[]}"#),
+        (
+            "short.json",
+            r#"{"keys":[{"kty":"oct","kid":"hs","alg":"HS256","k":"c2hvcnQ"}]}"#,
+        ),
+        (
+            "noalg.json",
+            r#"{"keys":[{"kty":"oct","kid":"hs","k":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}]}"#,
+        ),
+        (
+            "nokid.json",
+            r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#,
+        ),
+    ];
+    for (name, contents) in bad_files {
+        let jwks = s.write(name, contents);
+        let run = tessera(&[
+            "token",
+            "verify",
+            "--jwks",
+            &jwks,
+            "--issuer",
+            ISS,
+            "--audience",
+            "api",
+            &token,
+        ]);
+        assert_eq!(run.code, 2, "{name}: {}", run.stderr);
+        assert_eq!(run.stderr.lines().count(), 1, "{name}: {}", run.stderr);
+    }
+    let missing = s.arg("missing.json");
+    assert_eq!(
+        tessera(&[
+            "token",
+            "verify",
+            "--jwks",
+            &missing,
+            "--issuer",
+            ISS,
+            "--audience",
+            "api",
+            &token
+        ])
+        .code,
+        2
+    );
+    assert_eq!(s.verify(&token, &["--leeway", "301"]).code, 2);
+    // Usage errors: a required flag missing, an unknown flag.
+    let jwks = s.arg("jwks.json");
+    assert_eq!(
+        tessera(&[
+            "token",
+            "verify",
+            "--jwks",
+            &jwks,
+            "--audience",
+            "api",
+            &token
+        ])
+        .code,
+        2
+    );
+    assert_eq!(
+        tessera(&["token", "verify", "--jwks", &jwks, "--issuer", ISS, &token]).code,
+        2
+    );
+    assert_eq!(tessera(&["token", "verify", "--bogus"]).code, 2);
+    assert_eq!(tessera(&["keys", "generate", "--alg", "none"]).code, 2);
+}
+
+#[test]
+fn hostile_tokens_never_crash_the_binary() {
+    let s = Setup::new();
+    let hostile = [
+        String::new(),
+        ".".repeat(10_000),
+        "\u{1}\u{2}.\u{7f}.\u{fffd}".to_owned(),
+        format!(
+            "{}.{}.{}",
+            b64::encode("{".repeat(5000)),
+            b64::encode("[]"),
+            "AA"
+        ),
+        format!(
+            "{}.e30.",
+            b64::encode(format!(
+                r#"{{"alg":"ES256","kid":"ec","x":{}1{}}}"#,
+                "[".repeat(3000),
+                "]".repeat(3000)
+            ))
+        ),
+        "e30.e30.e30".to_owned(),
+        "-".to_owned(),
+    ];
+    for token in &hostile {
+        let run = s.verify(token, &[]);
+        assert_eq!(run.code, 1, "{token:.40}: {}", run.stderr);
+        assert!(!run.stderr.contains("panicked"));
+    }
+    // Arguments cannot carry NUL or invalid UTF-8; standard input can.
+    let jwks = s.arg("jwks.json");
+    for stdin in ["a\u{0}b.c.d", "\u{0}", "x.y.z\n\n\n"] {
+        let run = tessera_stdin(
+            &[
+                "token",
+                "verify",
+                "--jwks",
+                &jwks,
+                "--issuer",
+                ISS,
+                "--audience",
+                "api",
+                "-",
+            ],
+            stdin,
+        );
+        assert_eq!(run.code, 1, "{stdin:?}: {}", run.stderr);
+    }
+}
+
+#[test]
+fn decode_is_labelled_not_verified() {
+    let s = Setup::new();
+    let token = s.sign("ed.jwk", &[]);
+    let run = tessera(&["token", "decode", &token]);
+    assert_eq!(run.code, 0);
+    assert!(run.stderr.contains("NOT VERIFIED"));
+    let out: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    assert_eq!(out["verified"], false);
+    assert_eq!(out["header"]["kid"], "ed");
+    assert_eq!(out["claims"]["sub"], "ada");
+    assert_eq!(tessera(&["token", "decode", "garbage"]).code, 1);
+}
+
+#[test]
+fn generated_key_files_are_private_and_never_overwritten() {
+    let s = Setup::new();
+    let path = s.path("ec.jwk");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let before = std::fs::read(&path).expect("read");
+    let run = tessera(&[
+        "keys",
+        "generate",
+        "--alg",
+        "ES256",
+        "--out",
+        path.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(run.code, 2);
+    assert_eq!(std::fs::read(&path).expect("read"), before);
+    // Printed keys carry kid and alg.
+    let run = tessera(&["keys", "generate", "--alg", "PS256"]);
+    let jwk: serde_json::Value = serde_json::from_str(&run.stdout).expect("jwk");
+    assert_eq!(jwk["alg"], "PS256");
+    assert!(
+        jwk["kid"].as_str().is_some_and(|k| k.len() == 43),
+        "kid defaults to the thumbprint"
+    );
+    assert!(jwk["d"].is_string());
+}
+
+#[test]
+fn keys_public_never_publishes_secrets() {
+    let s = Setup::new();
+    let run = tessera(&["keys", "public", &s.arg("ec.jwk"), &s.arg("ed.jwk")]);
+    let set: serde_json::Value = serde_json::from_str(&run.stdout).expect("jwks");
+    for key in set["keys"].as_array().expect("keys") {
+        assert!(key.get("d").is_none(), "{key}");
+    }
+    let run = tessera(&["keys", "public", &s.arg("hs.jwk")]);
+    assert_eq!(run.code, 2);
+    assert!(run.stdout.is_empty());
+    assert!(
+        !run.stderr
+            .contains(&std::fs::read_to_string(s.path("hs.jwk")).expect("read")[10..30])
+    );
+}
+
+#[test]
+fn pem_conversion_round_trips_through_the_cli() {
+    let s = Setup::new();
+    let pem = tessera(&["keys", "to-pem", &s.arg("ec.jwk")]);
+    assert_eq!(pem.code, 0, "{}", pem.stderr);
+    assert!(pem.stdout.starts_with("-----BEGIN PRIVATE KEY-----"));
+    let file = s.write("ec.pem", &pem.stdout);
+    let back = tessera(&["keys", "from-pem", &file, "--kid", "ec"]);
+    assert_eq!(back.code, 0, "{}", back.stderr);
+    let original: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.path("ec.jwk")).expect("read"))
+            .expect("json");
+    let converted: serde_json::Value = serde_json::from_str(&back.stdout).expect("json");
+    assert_eq!(original, converted);
+    // A PEM where a JWK is expected gets a hint, not a crash.
+    let run = tessera(&["token", "sign", "--key", &file]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("from-pem"), "{}", run.stderr);
+    let thumb = tessera(&["keys", "thumbprint", &s.arg("ec.jwk")]);
+    assert_eq!(thumb.stdout.trim().len(), 43);
+}
+
+#[test]
+fn readme_documents_the_verify_contract() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .expect("README");
+    assert!(
+        readme.contains("tessera token verify"),
+        "README must document the CLI contract"
+    );
+}
