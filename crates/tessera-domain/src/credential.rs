@@ -1,0 +1,3 @@
+//! Credentials an account proves itself with. Today: passwords.
+
+pub mod password;

@@ -1,0 +1,295 @@
+//! The login flow as a pure decision plus a thin service that loads, decides and stores
+//! (rustls-style sans-I/O). Today it has one step, the password; the `Step` type leaves room
+//! for a pending second factor.
+
+use async_trait::async_trait;
+
+use crate::account::{Account, Username};
+use crate::audit::{AuditEvent, AuditKind};
+use crate::clock::UnixTime;
+use crate::credential::password::{Password, PasswordHash};
+use crate::error::DomainError;
+use crate::session::{Session, SessionPolicy, SessionToken};
+use crate::store::Store;
+
+/// Runs password hashing where it cannot starve the async executor. The server implements it
+/// with a bounded blocking pool; tests may run it inline.
+#[async_trait]
+pub trait PasswordCheck: Send + Sync {
+    /// Verifies `password` against `stored` (a dummy hash when `None`, same cost).
+    async fn verify(
+        &self,
+        password: Password,
+        stored: Option<PasswordHash>,
+    ) -> Result<bool, DomainError>;
+    /// Hashes a new password.
+    async fn hash(&self, password: Password) -> Result<PasswordHash, DomainError>;
+    /// Whether a stored hash should be upgraded to the current parameters.
+    fn needs_rehash(&self, stored: &PasswordHash) -> bool;
+}
+
+/// Lockout rules (NIST SP 800-63B-4 §3.2.2: at most 100 consecutive failures).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LockoutPolicy {
+    /// Consecutive failures that lock the account (1..=100, default 10).
+    pub lock_after: u32,
+    /// How long a lock lasts, in seconds (default 15 min).
+    pub lock_for: i64,
+}
+
+impl Default for LockoutPolicy {
+    fn default() -> Self {
+        LockoutPolicy {
+            lock_after: 10,
+            lock_for: 15 * 60,
+        }
+    }
+}
+
+impl LockoutPolicy {
+    /// Builds a policy within NIST's bound.
+    pub fn new(lock_after: u32, lock_for: i64) -> Result<LockoutPolicy, DomainError> {
+        if !(1..=100).contains(&lock_after) || !(1..=86_400 * 30).contains(&lock_for) {
+            return Err(DomainError::Invalid(
+                "lockout: lock_after must be 1..=100 and lock_for 1 s..30 days".into(),
+            ));
+        }
+        Ok(LockoutPolicy {
+            lock_after,
+            lock_for,
+        })
+    }
+}
+
+/// Why a login failed. The client always sees the same generic answer; this is for the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Denial {
+    /// The account is disabled.
+    Disabled,
+    /// The account is locked.
+    Locked,
+    /// No such account.
+    UnknownAccount,
+    /// Wrong password.
+    WrongPassword,
+}
+
+impl Denial {
+    /// The audit/metrics label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Denial::Disabled => "disabled",
+            Denial::Locked => "locked",
+            Denial::UnknownAccount => "unknown_account",
+            Denial::WrongPassword => "wrong_password",
+        }
+    }
+}
+
+/// The next state after the password step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Fully authenticated with these RFC 8176 methods.
+    Authenticated {
+        /// The account.
+        account: Account,
+        /// Methods used, e.g. `["pwd"]`.
+        amr: Vec<String>,
+    },
+    /// Refused.
+    Denied(Denial),
+}
+
+/// The pure password step: what to do given the loaded account, the hash check and `now`.
+pub fn decide(account: Option<Account>, password_ok: bool, now: UnixTime) -> Step {
+    match account {
+        None => Step::Denied(Denial::UnknownAccount),
+        Some(a) if a.disabled => Step::Denied(Denial::Disabled),
+        // A correct password does not open a locked account; the lock must run out or be lifted.
+        Some(a) if a.is_locked(now) => Step::Denied(Denial::Locked),
+        Some(_) if !password_ok => Step::Denied(Denial::WrongPassword),
+        Some(account) => Step::Authenticated {
+            account,
+            amr: vec!["pwd".to_owned()],
+        },
+    }
+}
+
+/// A login attempt as received.
+#[derive(Debug)]
+pub struct LoginAttempt {
+    /// The name as typed.
+    pub username: String,
+    /// The password as typed.
+    pub password: Password,
+    /// Client address.
+    pub ip: Option<String>,
+    /// Client user agent.
+    pub user_agent: Option<String>,
+}
+
+/// A successful login.
+#[derive(Debug)]
+pub struct LoggedIn {
+    /// The account.
+    pub account: Account,
+    /// The new session.
+    pub session: Session,
+    /// The token for the cookie.
+    pub token: SessionToken,
+}
+
+/// Outcome of [`login`]: the session, or the denial reason (for logs and metrics only).
+pub type LoginResult = Result<LoggedIn, Denial>;
+
+/// Everything [`login`] needs besides the attempt.
+pub struct LoginContext<'a> {
+    /// Storage.
+    pub store: &'a dyn Store,
+    /// Password hashing.
+    pub passwords: &'a dyn PasswordCheck,
+    /// Lockout rules.
+    pub lockout: LockoutPolicy,
+    /// Session lifetimes.
+    pub sessions: SessionPolicy,
+    /// Current time.
+    pub now: UnixTime,
+}
+
+/// Runs the password step: load the account, verify (always, against a dummy hash for unknown
+/// names, so that timing does not reveal which names exist), decide, then record the outcome,
+/// open a session on success, and append an audit event either way.
+pub async fn login(
+    ctx: &LoginContext<'_>,
+    attempt: LoginAttempt,
+) -> Result<LoginResult, DomainError> {
+    let loaded = match Username::parse(&attempt.username) {
+        Ok(name) => ctx.store.account_by_username(&name).await?,
+        Err(_) => None,
+    };
+    let (account, hash) = match loaded {
+        Some((a, h)) => (Some(a), h),
+        None => (None, None),
+    };
+    let account_id = account.as_ref().map(|a| a.id.clone());
+    let password_ok = ctx
+        .passwords
+        .verify(attempt.password.clone(), hash.clone())
+        .await?;
+    let event = AuditEvent::new(AuditKind::LoginFailure, ctx.now)
+        .username(&attempt.username)
+        .ip(attempt.ip.as_deref());
+    match decide(account, password_ok, ctx.now) {
+        Step::Denied(denial) => {
+            let mut event = event.detail(denial.as_str());
+            if let Some(id) = &account_id {
+                event = event.account(id);
+            }
+            if denial == Denial::WrongPassword {
+                if let Some(id) = account_id {
+                    let until = ctx.now.plus(ctx.lockout.lock_for);
+                    let after = ctx
+                        .store
+                        .record_login_failure(&id, ctx.lockout.lock_after, until, ctx.now)
+                        .await?;
+                    if after.is_some_and(|a| a.is_locked(ctx.now)) {
+                        let lock = AuditEvent::new(AuditKind::AccountLocked, ctx.now)
+                            .account(&id)
+                            .username(&attempt.username)
+                            .ip(attempt.ip.as_deref());
+                        ctx.store.append_audit(&lock).await?;
+                    }
+                }
+            }
+            ctx.store.append_audit(&event).await?;
+            Ok(Err(denial))
+        }
+        Step::Authenticated { account, amr } => {
+            ctx.store.record_login_success(&account.id, ctx.now).await?;
+            if let Some(stored) = &hash
+                && ctx.passwords.needs_rehash(stored)
+            {
+                let upgraded = ctx.passwords.hash(attempt.password).await?;
+                ctx.store
+                    .set_password(&account.id, &upgraded, ctx.now)
+                    .await?;
+            }
+            let (session, token) = Session::open(
+                account.id.clone(),
+                amr,
+                attempt.ip.clone(),
+                attempt.user_agent,
+                ctx.now,
+                &ctx.sessions,
+            );
+            ctx.store.create_session(&session).await?;
+            let mut event = event.account(&account.id);
+            event.kind = AuditKind::LoginSuccess;
+            ctx.store.append_audit(&event).await?;
+            Ok(Ok(LoggedIn {
+                account,
+                session,
+                token,
+            }))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::{AccountId, Role};
+
+    fn account() -> Account {
+        Account {
+            id: AccountId::generate(),
+            username: Username::parse("ada").expect("name"),
+            email: None,
+            groups: vec![],
+            role: Role::User,
+            disabled: false,
+            failed_logins: 0,
+            locked_until: None,
+            created_at: UnixTime(0),
+            updated_at: UnixTime(0),
+        }
+    }
+
+    #[test]
+    fn decisions() {
+        let now = UnixTime(100);
+        assert_eq!(
+            decide(None, true, now),
+            Step::Denied(Denial::UnknownAccount)
+        );
+        assert_eq!(
+            decide(Some(account()), false, now),
+            Step::Denied(Denial::WrongPassword)
+        );
+        let disabled = Account {
+            disabled: true,
+            ..account()
+        };
+        assert_eq!(
+            decide(Some(disabled), true, now),
+            Step::Denied(Denial::Disabled)
+        );
+        let locked = Account {
+            locked_until: Some(UnixTime(101)),
+            ..account()
+        };
+        assert_eq!(
+            decide(Some(locked.clone()), true, now),
+            Step::Denied(Denial::Locked)
+        );
+        assert!(matches!(
+            decide(Some(locked), true, UnixTime(101)),
+            Step::Authenticated { .. }
+        ));
+        assert!(
+            matches!(decide(Some(account()), true, now), Step::Authenticated { ref amr, .. } if amr == &["pwd"])
+        );
+        assert!(LockoutPolicy::new(101, 60).is_err());
+        assert!(LockoutPolicy::new(100, 60).is_ok());
+    }
+}
