@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use tessera_token::{Algorithm, Jwk, JwkSet};
+use tessera_token::{Algorithm, Jwk, JwkSet, KeySet};
 
 use crate::Failure;
 use crate::input;
@@ -40,7 +40,8 @@ pub(crate) enum KeysCommand {
     FromPem {
         /// The PEM file.
         file: PathBuf,
-        /// Algorithm to bind; required for RSA keys.
+        /// Algorithm to bind. Required for RSA keys (RS* or PS*); EC and Ed25519 keys default to
+        /// the algorithm of their curve.
         #[arg(long)]
         alg: Option<Algorithm>,
         /// Key id; defaults to the RFC 7638 thumbprint.
@@ -93,6 +94,8 @@ pub(crate) fn run(cmd: KeysCommand) -> Result<(), Failure> {
             let public = all
                 .to_public()
                 .context("a symmetric (oct) key has no public half and must never be published")?;
+            // Refuse to publish a set that verifiers would reject (duplicate kids, no alg, ...).
+            KeySet::from_jwks(&public).context("the keys do not form a usable JWK Set")?;
             println!("{}", public.to_json());
         }
         KeysCommand::Thumbprint { file } => println!("{}", read_jwk(&file)?.thumbprint()),
@@ -100,6 +103,12 @@ pub(crate) fn run(cmd: KeysCommand) -> Result<(), Failure> {
             let text = input::read_text(&file)?;
             let jwk = Jwk::from_pem(&text, alg, kid)
                 .with_context(|| format!("{} is not a usable PEM key", file.display()))?;
+            if jwk.algorithm().is_err() {
+                return Err(Failure::Usage(anyhow::anyhow!(
+                    "{} is an RSA key: give --alg (RS256/384/512 or PS256/384/512)",
+                    file.display()
+                )));
+            }
             println!("{}", jwk.to_json());
         }
         KeysCommand::ToPem { file } => {

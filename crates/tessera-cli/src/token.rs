@@ -3,8 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result, anyhow, bail};
-use serde_json::{Map, Value};
+use anyhow::{Context, Result, anyhow};
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use serde_json::value::RawValue;
 use tessera_token::{Culprit, JwkSet, KeySet, Policy, SigningKey, danger, jwt};
 
 use crate::Failure;
@@ -77,26 +80,31 @@ pub(crate) fn run(cmd: TokenCommand) -> Result<(), Failure> {
                 .with_context(|| format!("{} cannot sign", key.display()))?;
             let mut claims = read_claims(&claims)?;
             let now = now()?;
+            fn set(claims: &mut Claims, name: &str, value: Value) -> Result<()> {
+                claims.insert(name.to_owned(), serde_json::value::to_raw_value(&value)?);
+                Ok(())
+            }
             if let Some(iss) = iss {
-                claims.insert("iss".into(), iss.into());
+                set(&mut claims, "iss", iss.into())?;
             }
             if let Some(sub) = sub {
-                claims.insert("sub".into(), sub.into());
+                set(&mut claims, "sub", sub.into())?;
             }
             match aud.len() {
                 0 => {}
-                1 => {
-                    claims.insert("aud".into(), aud[0].clone().into());
-                }
-                _ => {
-                    claims.insert("aud".into(), aud.into());
-                }
+                1 => set(&mut claims, "aud", aud[0].clone().into())?,
+                _ => set(&mut claims, "aud", aud.into())?,
             }
             if ttl.is_some() || !claims.contains_key("exp") {
-                claims.insert("exp".into(), (now + ttl.unwrap_or(15 * 60)).into());
+                set(&mut claims, "exp", (now + ttl.unwrap_or(15 * 60)).into())?;
             }
-            claims.entry("iat").or_insert(now.into());
-            let token = jwt::sign(&signer, &claims).context("signing")?;
+            if !claims.contains_key("iat") {
+                set(&mut claims, "iat", now.into())?;
+            }
+            let payload = serde_json::to_vec(&claims).context("serializing claims")?;
+            // Refuse what our own verifiers would refuse (types of registered claims).
+            jwt::check_claims(&payload).context("claims rejected")?;
+            let token = jwt::sign_payload(&signer, &payload).context("signing")?;
             println!("{token}");
         }
         TokenCommand::Verify {
@@ -153,15 +161,18 @@ fn now() -> Result<u64> {
         .as_secs())
 }
 
-fn read_claims(arg: &str) -> Result<Map<String, Value>> {
+/// A claims object whose values keep their JSON text.
+type Claims = BTreeMap<String, Box<RawValue>>;
+
+/// Reads the claims object, keeping every value's JSON text as written (so large integers and
+/// exact decimals survive), after the same strict checks a verifier applies.
+fn read_claims(arg: &str) -> Result<Claims> {
     let bytes = match arg.strip_prefix('@') {
         Some(path) => input::read(Path::new(path))?,
         None => arg.as_bytes().to_vec(),
     };
-    match serde_json::from_slice(&bytes).context("claims are not valid JSON")? {
-        Value::Object(map) => Ok(map),
-        _ => bail!("claims must be a JSON object"),
-    }
+    jwt::check_claims(&bytes).context("claims must be a strict JSON object")?;
+    serde_json::from_slice(&bytes).context("claims are not valid JSON")
 }
 
 fn read_keys(path: &Path) -> Result<KeySet> {

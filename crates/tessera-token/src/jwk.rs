@@ -177,7 +177,13 @@ impl Jwk {
     fn from_raw(raw: &RawJwk<'_>) -> Result<Jwk, KeyError> {
         let alg = match &raw.alg {
             None => None,
-            Some(a) => Some(Algorithm::from_name(a).ok_or(KeyError::Unsupported("alg"))?),
+            Some(a) => match Algorithm::from_name(a) {
+                Some(alg) => Some(alg),
+                // An encryption key (e.g. `RSA-OAEP`) may sit in a set beside signature keys;
+                // it is kept as data without an algorithm and never used to verify.
+                None if raw.key_use.as_deref() == Some("enc") => None,
+                None => return Err(KeyError::Unsupported("alg")),
+            },
         };
         let kty = raw.kty.as_deref().ok_or(KeyError::Invalid("missing kty"))?;
         let material = match kty {
@@ -550,6 +556,11 @@ impl Jwk {
         };
         let der = Zeroizing::new(der);
         Ok(pem::encode(pem::Label::PrivateKey, &der))
+    }
+
+    /// Whether `use` marks this as an encryption key (`"use": "enc"`).
+    pub fn is_encryption_key(&self) -> bool {
+        self.key_use.as_deref() == Some("enc")
     }
 
     /// Checks `use` and `key_ops` allow the operation `op` (`sign` or `verify`), RFC 7517 §4.2-4.3.

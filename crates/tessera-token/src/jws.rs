@@ -181,6 +181,16 @@ pub(crate) fn check_signature(parts: &Compact<'_>, key: &VerifyingKey) -> Result
         part: Part::Signature,
     })?;
     if len != key.signature_len() {
+        // Name the real fault: padding or a foreign alphabet is an encoding error, not a length.
+        if !parts
+            .signature
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        {
+            return Err(Error::Base64 {
+                part: Part::Signature,
+            });
+        }
         return Err(Error::SignatureLength {
             expected: key.signature_len(),
             actual: len,

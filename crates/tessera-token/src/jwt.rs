@@ -237,6 +237,15 @@ pub fn verify(token: &str, keys: &KeySet, policy: &Policy, now: u64) -> Result<V
     })
 }
 
+/// Checks a claims object as [`verify`] would, without the time, issuer and audience rules:
+/// strict JSON (no duplicate names, depth cap) and the JSON types of the registered claims
+/// (`exp`, `nbf`, `iat` numbers; `iss`, `sub`, `jti` strings; `aud` a string or strings).
+/// Issuers call it to refuse claims their own verifiers would reject.
+pub fn check_claims(payload: &[u8]) -> Result<(), Error> {
+    let mut claims = ClaimSink::default();
+    json::parse_object(payload, Part::Payload, jws::DEFAULT_MAX_DEPTH, &mut claims)
+}
+
 /// Signs claims as a JWT with the header `{"alg","kid","typ":"JWT"}`. The claims must serialize
 /// to a JSON object.
 pub fn sign<T: Serialize + ?Sized>(key: &SigningKey, claims: &T) -> Result<String, Error> {

@@ -235,12 +235,15 @@ impl KeySet {
         Ok(KeySet { keys })
     }
 
-    /// Builds a set from a JWK Set; the error names the first unusable key.
+    /// Builds a set from a JWK Set; the error names the first unusable key. Keys marked
+    /// `"use": "enc"` are encryption keys that a JWK Set may legitimately carry beside signature
+    /// keys; they are skipped (RFC 7517 §5 lets a reader ignore keys it does not use).
     pub fn from_jwks(set: &JwkSet) -> Result<KeySet, Error> {
         let keys = set
             .keys
             .iter()
             .enumerate()
+            .filter(|(_, jwk)| !jwk.is_encryption_key())
             .map(|(index, jwk)| {
                 VerifyingKey::from_jwk(jwk).map_err(|e| match e {
                     Error::Key(reason) => Error::Key(KeyError::InSet {

@@ -563,3 +563,54 @@ fn readme_documents_the_verify_contract() {
         "README must document the CLI contract"
     );
 }
+
+#[test]
+fn sign_keeps_claim_values_exact_and_refuses_what_verify_would() {
+    let s = Setup::new();
+    let token = s.sign(
+        "ec.jwk",
+        &[
+            "--claims",
+            r#"{"id":123456789012345678901234567890,"x":1e2,"neg":-9223372036854775809}"#,
+        ],
+    );
+    let payload = b64::decode(token.split('.').nth(1).expect("payload")).expect("b64");
+    let text = String::from_utf8(payload).expect("utf-8");
+    assert!(
+        text.contains(r#""id":123456789012345678901234567890"#),
+        "{text}"
+    );
+    assert!(text.contains(r#""x":1e2"#), "{text}");
+    assert!(text.contains(r#""neg":-9223372036854775809"#), "{text}");
+    let key = s.arg("ec.jwk");
+    for claims in [
+        r#"{"sub":42}"#,
+        r#"{"exp":"tomorrow"}"#,
+        r#"{"iat":"now"}"#,
+        r#"{"aud":5}"#,
+        r#"{"x":1,"x":2}"#,
+        "[]",
+    ] {
+        let run = tessera(&["token", "sign", "--key", &key, "--claims", claims]);
+        assert_eq!(run.code, 2, "{claims}: {}", run.stderr);
+    }
+}
+
+#[test]
+fn keys_public_refuses_sets_verifiers_would_reject() {
+    let s = Setup::new();
+    let a = s.arg("a.jwk");
+    let b = s.arg("b.jwk");
+    for out in [&a, &b] {
+        assert_eq!(
+            tessera(&[
+                "keys", "generate", "--alg", "ES256", "--kid", "same", "--out", out
+            ])
+            .code,
+            0
+        );
+    }
+    let run = tessera(&["keys", "public", &a, &b]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stdout.is_empty());
+}

@@ -377,6 +377,13 @@ fn signature_encodings_must_be_exact() {
             actual: 70
         }
     );
+    // Padding is named as an encoding fault, not a length fault.
+    assert_eq!(
+        verify(&format!("{good}==")).unwrap_err(),
+        Error::Base64 {
+            part: Part::Signature
+        }
+    );
     // One byte short, or padded with a zero.
     for bad in [&raw[..63], &[&raw[..], &[0]].concat()[..]] {
         let token = format!("{input}.{}", b64::encode(bad));

@@ -201,6 +201,20 @@ fn private_parts_must_match_public_parts() {
 }
 
 #[test]
+fn encryption_keys_in_a_set_are_skipped_not_fatal() {
+    let sig = ec_public().to_json();
+    let enc = r#"{"kty":"RSA","use":"enc","alg":"RSA-OAEP","kid":"e","n":"AQAB","e":"AQAB"}"#;
+    let set = JwkSet::from_json(format!(r#"{{"keys":[{enc},{sig}]}}"#).as_bytes()).expect("set");
+    let keys = KeySet::from_jwks(&set).expect("key set");
+    assert_eq!(keys.len(), 1);
+    assert!(keys.find("ec").is_some() && keys.find("e").is_none());
+    // An unknown alg is still an error for a key that claims to be for signatures.
+    let bad =
+        r#"{"keys":[{"kty":"RSA","use":"sig","alg":"RSA-OAEP","kid":"e","n":"AQAB","e":"AQAB"}]}"#;
+    assert!(JwkSet::from_json(bad.as_bytes()).is_err());
+}
+
+#[test]
 fn key_sets_need_unique_kids() {
     let a = VerifyingKey::from_jwk(&ec_public()).expect("key");
     let b = VerifyingKey::from_jwk(&ec_public()).expect("key");
