@@ -7,9 +7,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod config;
 mod input;
 mod keys;
+mod serve;
+mod store;
 mod token;
+mod user;
 
 /// Token-based authentication: keys and tokens.
 #[derive(Parser, Debug)]
@@ -27,6 +31,13 @@ enum Command {
     /// Sign, verify and decode JWTs.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Run the server (embedded SQLite by default).
+    Serve(serve::ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate(config::StoreArgs),
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(user::UserCommand),
 }
 
 /// Why a command failed, deciding the exit code.
@@ -49,6 +60,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Keys(cmd) => keys::run(cmd),
         Command::Token(cmd) => token::run(cmd),
+        Command::Serve(args) => serve::serve(args).map_err(Failure::Usage),
+        Command::Migrate(args) => serve::migrate(args).map_err(Failure::Usage),
+        Command::User(cmd) => user::run(cmd).map_err(Failure::Usage),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,6 +8,7 @@
 //! Never depends on axum/http/hyper or on an SQL driver; the server and the stores depend on it.
 
 pub mod account;
+pub mod accounts;
 pub mod admin;
 pub mod audit;
 pub mod clock;

@@ -185,20 +185,20 @@ pub async fn login(
             if let Some(id) = &account_id {
                 event = event.account(id);
             }
-            if denial == Denial::WrongPassword {
-                if let Some(id) = account_id {
-                    let until = ctx.now.plus(ctx.lockout.lock_for);
-                    let after = ctx
-                        .store
-                        .record_login_failure(&id, ctx.lockout.lock_after, until, ctx.now)
-                        .await?;
-                    if after.is_some_and(|a| a.is_locked(ctx.now)) {
-                        let lock = AuditEvent::new(AuditKind::AccountLocked, ctx.now)
-                            .account(&id)
-                            .username(&attempt.username)
-                            .ip(attempt.ip.as_deref());
-                        ctx.store.append_audit(&lock).await?;
-                    }
+            if denial == Denial::WrongPassword
+                && let Some(id) = account_id
+            {
+                let until = ctx.now.plus(ctx.lockout.lock_for);
+                let after = ctx
+                    .store
+                    .record_login_failure(&id, ctx.lockout.lock_after, until, ctx.now)
+                    .await?;
+                if after.is_some_and(|a| a.is_locked(ctx.now)) {
+                    let lock = AuditEvent::new(AuditKind::AccountLocked, ctx.now)
+                        .account(&id)
+                        .username(&attempt.username)
+                        .ip(attempt.ip.as_deref());
+                    ctx.store.append_audit(&lock).await?;
                 }
             }
             ctx.store.append_audit(&event).await?;

@@ -49,6 +49,52 @@ impl fmt::Debug for SessionToken {
     }
 }
 
+/// Seals session tokens into cookie values with a keyed tag, so that a forged or random cookie
+/// is refused without a cache or database lookup (a flood of random cookies must not become a
+/// flood of database reads). The tag is a denial-of-service filter only: the 256-bit token is
+/// what proves a session, so a leaked filter key grants nothing.
+pub struct CookieSeal {
+    key: aws_lc_rs::hmac::Key,
+}
+
+impl fmt::Debug for CookieSeal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CookieSeal(***)")
+    }
+}
+
+impl CookieSeal {
+    /// Length of the truncated tag in bytes (128 bits).
+    const TAG_LEN: usize = 16;
+
+    /// A seal with a 32-byte key.
+    pub fn new(key: &[u8]) -> CookieSeal {
+        CookieSeal {
+            key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key),
+        }
+    }
+
+    fn tag(&self, token: &str) -> String {
+        let tag = aws_lc_rs::hmac::sign(&self.key, token.as_bytes());
+        tessera_token::b64::encode(&tag.as_ref()[..Self::TAG_LEN])
+    }
+
+    /// The cookie value for a token: `<token>.<tag>`.
+    pub fn seal(&self, token: &SessionToken) -> String {
+        format!("{}.{}", token.expose(), self.tag(token.expose()))
+    }
+
+    /// The token in a presented cookie value, if its shape and tag are right.
+    pub fn open(&self, cookie: &str) -> Option<SessionToken> {
+        let (token, tag) = cookie.split_once('.')?;
+        let token = SessionToken::parse(token)?;
+        let expected = self.tag(token.expose());
+        aws_lc_rs::constant_time::verify_slices_are_equal(expected.as_bytes(), tag.as_bytes())
+            .ok()?;
+        Some(token)
+    }
+}
+
 /// SHA-256 of a session token: what the store keeps and looks sessions up by.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TokenHash(pub [u8; 32]);
@@ -207,6 +253,27 @@ mod tests {
             assert!(SessionToken::parse(bad).is_none(), "{bad:?}");
         }
         assert!(!format!("{t:?} {:?}", t.hash()).contains(t.expose()));
+    }
+
+    #[test]
+    fn sealed_cookies_open_only_with_the_right_key_and_tag() {
+        let seal = CookieSeal::new(&[7u8; 32]);
+        let token = SessionToken::generate();
+        let cookie = seal.seal(&token);
+        assert_eq!(cookie.len(), 43 + 1 + 22);
+        assert_eq!(seal.open(&cookie).map(|t| t.hash()), Some(token.hash()));
+        assert!(CookieSeal::new(&[8u8; 32]).open(&cookie).is_none());
+        let forged = format!("{}.{}", SessionToken::generate().expose(), &cookie[44..]);
+        assert!(seal.open(&forged).is_none());
+        for bad in [
+            "",
+            ".",
+            token.expose(),
+            &cookie[..cookie.len() - 1],
+            &format!("{cookie}x"),
+        ] {
+            assert!(seal.open(bad).is_none(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -139,9 +139,17 @@ pub trait AdminTokenStore: Send + Sync {
     async fn count_admin_tokens(&self) -> StoreResult<u64>;
 }
 
+/// Server-wide secrets shared by every node (e.g. the session-cookie filter key).
+#[async_trait]
+pub trait SecretStore: Send + Sync {
+    /// Returns the secret called `name`, storing `candidate` first if there is none yet. Two
+    /// nodes racing at first start both end up with the one value that was stored first.
+    async fn server_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>>;
+}
+
 /// Everything the server needs from storage.
 #[async_trait]
-pub trait Store: AccountStore + SessionStore + AuditStore + AdminTokenStore {
+pub trait Store: AccountStore + SessionStore + AuditStore + AdminTokenStore + SecretStore {
     /// Checks the database answers (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;
 

@@ -614,3 +614,120 @@ fn keys_public_refuses_sets_verifiers_would_reject() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stdout.is_empty());
 }
+
+#[test]
+fn user_commands_manage_accounts_in_the_servers_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let data = data.to_str().expect("utf-8");
+    let run = tessera_stdin(
+        &[
+            "user",
+            "add",
+            "Ada",
+            "--email",
+            "ada@example.com",
+            "--group",
+            "ops",
+            "--password-stdin",
+            "--data-dir",
+            data,
+        ],
+        "correct horse battery\n",
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // The database file and its directory are private.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(Path::new(data).join("tessera.db"))
+            .expect("db")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+    }
+    let weak = tessera_stdin(
+        &["user", "add", "bob", "--password-stdin", "--data-dir", data],
+        "password123\n",
+    );
+    assert_eq!(weak.code, 2);
+    assert!(weak.stderr.contains("commonly used"), "{}", weak.stderr);
+    let dup = tessera_stdin(
+        &["user", "add", "ada", "--password-stdin", "--data-dir", data],
+        "another good passphrase\n",
+    );
+    assert_eq!(dup.code, 2);
+    let list = tessera(&["user", "list", "--json", "--data-dir", data]);
+    let all: serde_json::Value = serde_json::from_str(&list.stdout).expect("json");
+    assert_eq!(all[0]["username"], "ada");
+    assert_eq!(all[0]["groups"][0], "ops");
+    assert!(!list.stdout.contains("argon2"));
+    for args in [
+        vec!["disable", "ada"],
+        vec!["enable", "ada"],
+        vec!["unlock", "ada"],
+    ] {
+        let mut full = vec!["user"];
+        full.extend(args.iter().copied());
+        full.extend(["--data-dir", data]);
+        assert_eq!(tessera(&full).code, 0, "{args:?}");
+    }
+    let set = tessera_stdin(
+        &[
+            "user",
+            "set-password",
+            "ada",
+            "--password-stdin",
+            "--data-dir",
+            data,
+        ],
+        "a whole new passphrase\n",
+    );
+    assert_eq!(set.code, 0, "{}", set.stderr);
+    // Without a terminal and without --password-stdin, no silent empty password.
+    assert_eq!(
+        tessera(&["user", "set-password", "ada", "--data-dir", data]).code,
+        2
+    );
+    assert_eq!(
+        tessera(&["user", "delete", "ada", "--data-dir", data]).code,
+        0
+    );
+    assert_eq!(
+        tessera(&["user", "delete", "ada", "--data-dir", data]).code,
+        2
+    );
+}
+
+#[test]
+fn serve_refuses_unsafe_or_invalid_configuration() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let data = data.to_str().expect("utf-8");
+    let run = tessera(&["serve", "--listen", "0.0.0.0:0", "--data-dir", data]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("behind_tls_proxy"), "{}", run.stderr);
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "listen = \"127.0.0.1:0\"\nno_such_key = 1\n").expect("write");
+    let run = tessera(&[
+        "serve",
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--data-dir",
+        data,
+    ]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("no_such_key"), "{}", run.stderr);
+    std::fs::write(&config, "[lockout]\nlock_after = 500\n").expect("write");
+    let run = tessera(&[
+        "serve",
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--data-dir",
+        data,
+    ]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("lock_after"), "{}", run.stderr);
+    let run = tessera(&["serve", "--database", "mysql://x", "--data-dir", data]);
+    assert_eq!(run.code, 2);
+}

@@ -1,0 +1,134 @@
+//! `tessera serve` and `tessera migrate`.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use tessera_domain::clock::{Clock, UnixTime};
+use tessera_domain::credential::password::Hasher;
+use tessera_server::{AppState, BlockingPasswords};
+
+use crate::config::{self, StoreArgs};
+
+/// The system clock: the only one in tessera.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> UnixTime {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        UnixTime(i64::try_from(secs).unwrap_or(i64::MAX))
+    }
+}
+
+/// `tessera serve` flags.
+#[derive(clap::Args, Debug)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    /// Address to listen on (default 127.0.0.1:8080).
+    #[arg(long)]
+    pub(crate) listen: Option<String>,
+}
+
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Runs the server until SIGTERM or ctrl-c.
+pub(crate) fn serve(args: ServeArgs) -> Result<()> {
+    let file = config::load(&args.store, args.listen.as_deref())?;
+    init_logging(&file.log_format, &file.log_level)?;
+    let server = file.server()?;
+    let hasher = Hasher::new(server.hash_params).context("password hashing parameters")?;
+    runtime()?.block_on(async move {
+        let store = crate::store::open(&file).await?;
+        let passwords = BlockingPasswords::new(hasher, server.hash_concurrency, 64);
+        let state = AppState::new(server.clone(), store, Arc::new(SystemClock), passwords)
+            .await
+            .context("initialising server state")?;
+        if let Some(token) = state
+            .bootstrap_admin()
+            .await
+            .context("creating the bootstrap admin token")?
+        {
+            // Shown once, on the console only: it is stored hashed and never logged.
+            println!(
+                "\nBootstrap admin token (shown once; store it safely):\n\n    {}\n\n\
+                 Use it as `Authorization: Bearer <token>` on /admin/api/…\n",
+                token.expose()
+            );
+        }
+        let listener = tokio::net::TcpListener::bind(server.listen)
+            .await
+            .with_context(|| format!("binding {}", server.listen))?;
+        let local = listener.local_addr().context("local address")?;
+        tracing::info!(
+            listen = %local,
+            public_origin = %server.public_origin,
+            transport = ?server.transport,
+            store = %crate::store::describe(&file),
+            "tessera is serving"
+        );
+        if server.transport == tessera_server::Transport::Dev {
+            tracing::warn!("dev mode: plain-HTTP cookies without Secure/__Host- (loopback only)");
+        }
+        tessera_server::serve(listener, state, shutdown_signal())
+            .await
+            .context("serving")?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+/// `tessera migrate`: applies migrations and exits.
+pub(crate) fn migrate(args: StoreArgs) -> Result<()> {
+    let file = config::load(&args, None)?;
+    runtime()?.block_on(async {
+        let store = crate::store::open(&file).await?;
+        store.ping().await.context("checking the database")?;
+        println!("migrations applied ({})", crate::store::describe(&file));
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested: finishing in-flight requests");
+}
+
+fn init_logging(format: &str, level: &str) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .context("log_level")?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        "json" => builder.json().init(),
+        "text" => builder.init(),
+        other => anyhow::bail!("log_format must be text or json, got {other:?}"),
+    }
+    Ok(())
+}

@@ -1,0 +1,244 @@
+//! Router assembly, shared state, background tasks, and the serve loop with graceful shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use tessera_domain::admin::{AdminToken, AdminTokenRecord};
+use tessera_domain::audit::{AuditEvent, AuditKind};
+use tessera_domain::clock::{Clock, UnixTime};
+use tessera_domain::session::CookieSeal;
+use tessera_domain::store::Store;
+use tokio::net::TcpListener;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::config::ServerConfig;
+use crate::error::Cause;
+use crate::passwords::BlockingPasswords;
+use crate::sessions::SessionCache;
+use crate::throttle::Throttle;
+
+/// Everything handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    passwords: BlockingPasswords,
+    config: ServerConfig,
+    sessions: SessionCache,
+    seal: CookieSeal,
+    throttle: Throttle,
+}
+
+/// The name of the server-wide secret keying the cookie seal.
+const COOKIE_SEAL_SECRET: &str = "session-cookie-seal";
+
+impl AppState {
+    /// Builds the state: fetches (or creates, once for all nodes) the cookie-seal key.
+    pub async fn new(
+        config: ServerConfig,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        passwords: BlockingPasswords,
+    ) -> Result<AppState, tessera_domain::StoreError> {
+        // Install the metrics recorder before the first request records anything.
+        let _ = crate::metrics::handle();
+        let candidate = tessera_domain::random::bytes::<32>();
+        let key = store.server_secret(COOKIE_SEAL_SECRET, &candidate).await?;
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                sessions: SessionCache::new(config.sessions, 1_000_000),
+                throttle: Throttle::new(&config.throttle),
+                seal: CookieSeal::new(&key),
+                store,
+                clock,
+                passwords,
+                config,
+            }),
+        })
+    }
+
+    pub(crate) fn store(&self) -> &dyn Store {
+        self.inner.store.as_ref()
+    }
+
+    pub(crate) fn now(&self) -> UnixTime {
+        self.inner.clock.now()
+    }
+
+    pub(crate) fn passwords(&self) -> &BlockingPasswords {
+        &self.inner.passwords
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn sessions(&self) -> &SessionCache {
+        &self.inner.sessions
+    }
+
+    pub(crate) fn seal(&self) -> &CookieSeal {
+        &self.inner.seal
+    }
+
+    pub(crate) fn throttle(&self) -> &Throttle {
+        &self.inner.throttle
+    }
+
+    /// Writes pending session touches now (also done every few seconds and at shutdown).
+    pub async fn flush_touches(&self) -> Result<usize, tessera_domain::StoreError> {
+        self.inner.sessions.flush(self.store()).await
+    }
+
+    /// Creates the first admin token if there is neither an admin token nor an admin account,
+    /// and returns it so that the caller can show it once. Stored only as a hash.
+    pub async fn bootstrap_admin(&self) -> Result<Option<AdminToken>, tessera_domain::StoreError> {
+        let store = self.store();
+        if store.count_admin_tokens().await? > 0 || store.count_admins().await? > 0 {
+            return Ok(None);
+        }
+        let token = AdminToken::generate();
+        let now = self.now();
+        store
+            .create_admin_token(&AdminTokenRecord {
+                hash: token.hash(),
+                label: "bootstrap".into(),
+                created_at: now,
+            })
+            .await?;
+        store
+            .append_audit(&AuditEvent::new(AuditKind::AdminTokenCreated, now).detail("bootstrap"))
+            .await?;
+        Ok(Some(token))
+    }
+}
+
+/// The full router with every middleware.
+pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let max_body = state.config().max_body;
+    Router::new()
+        .merge(crate::routes::router())
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::csrf::same_origin,
+        ))
+        .layer(middleware::from_fn(crate::metrics::track))
+        .layer(middleware::from_fn(log_request))
+        .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Middleware: one structured log line per request, carrying the request id and, for errors,
+/// the private cause attached by `ApiError` (never a secret, never a whole token).
+async fn log_request(request: Request, next: Next) -> Response {
+    let id = request
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|r| r.header_value().to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let micros = started.elapsed().as_micros() as u64;
+    match response.extensions().get::<Cause>() {
+        Some(Cause(cause)) if status >= 500 => {
+            tracing::error!(request_id = %id, %method, %path, status, micros, cause = %cause, "request failed")
+        }
+        Some(Cause(cause)) => {
+            tracing::info!(request_id = %id, %method, %path, status, micros, cause = %cause, "request refused")
+        }
+        None => tracing::debug!(request_id = %id, %method, %path, status, micros, "request"),
+    }
+    response
+}
+
+/// Serves until `shutdown` resolves, then finishes in-flight requests and flushes touches.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let tasks = spawn_background(state.clone());
+    let app = router(state.clone());
+    let result = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    for task in tasks {
+        task.abort();
+    }
+    if let Err(e) = state.flush_touches().await {
+        tracing::warn!(error = %e, "could not flush session activity at shutdown");
+    }
+    result
+}
+
+fn spawn_background(state: AppState) -> Vec<tokio::task::JoinHandle<()>> {
+    let flush = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                if let Err(e) = state.flush_touches().await {
+                    tracing::warn!(error = %e, "could not flush session activity; will retry");
+                }
+            }
+        })
+    };
+    let housekeeping = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            state.throttle().prune();
+            let now = state.now();
+            let idle = state.config().sessions.idle_timeout;
+            match state.store().delete_expired_sessions(now, idle).await {
+                Ok(n) if n > 0 => tracing::info!(deleted = n, "expired sessions removed"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not remove expired sessions"),
+            }
+            match state.store().count_active_sessions(now, idle).await {
+                Ok(n) => metrics::gauge!("tessera_active_sessions").set(n as f64),
+                Err(e) => tracing::warn!(error = %e, "could not count sessions"),
+            }
+            metrics::gauge!("tessera_session_cache_entries").set(state.sessions().cached() as f64);
+        }
+    });
+    vec![flush, housekeeping]
+}

@@ -1,0 +1,165 @@
+//! The one place where internal failures become public answers: a closed set of codes aligned
+//! with RFC 6749 §5.2 and RFC 6750 §3.1. The client learns little; the log line (written by the
+//! middleware from the response extensions) gets the whole cause.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tessera_domain::{DomainError, StoreError};
+
+/// A failed request, with the public code and the private cause.
+#[derive(Debug)]
+pub struct ApiError {
+    code: Code,
+    cause: String,
+    retry_after: Option<u64>,
+}
+
+/// The public error codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Code {
+    /// The request body exceeds the configured limit.
+    TooLarge,
+    /// The caller is not allowed (admin API without admin rights, CSRF failure).
+    Forbidden,
+    /// Wrong username or password, disabled or locked account: all look the same.
+    InvalidCredentials,
+    /// Malformed or unacceptable request.
+    InvalidRequest,
+    /// No valid session or token.
+    InvalidToken,
+    /// The thing does not exist (or is not the caller's).
+    NotFound,
+    /// Too many attempts; retry later.
+    RateLimited,
+    /// Something failed on our side.
+    ServerError,
+    /// The database or the hashing pool is overloaded or down.
+    Unavailable,
+}
+
+impl Code {
+    /// The code as sent to clients.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::TooLarge => "request_too_large",
+            Code::Forbidden => "forbidden",
+            Code::InvalidCredentials => "invalid_credentials",
+            Code::InvalidRequest => "invalid_request",
+            Code::InvalidToken => "invalid_token",
+            Code::NotFound => "not_found",
+            Code::RateLimited => "rate_limited",
+            Code::ServerError => "server_error",
+            Code::Unavailable => "temporarily_unavailable",
+        }
+    }
+
+    fn status(self) -> StatusCode {
+        match self {
+            Code::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::Forbidden => StatusCode::FORBIDDEN,
+            Code::InvalidCredentials | Code::InvalidToken => StatusCode::UNAUTHORIZED,
+            Code::InvalidRequest => StatusCode::BAD_REQUEST,
+            Code::NotFound => StatusCode::NOT_FOUND,
+            Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Code::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// The private cause, attached to the response for the logging middleware.
+#[derive(Clone, Debug)]
+pub(crate) struct Cause(pub(crate) String);
+
+impl ApiError {
+    /// An error with a public code and a private cause.
+    pub fn new(code: Code, cause: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            cause: cause.into(),
+            retry_after: None,
+        }
+    }
+
+    /// A 429 with `Retry-After`.
+    pub fn rate_limited(seconds: u64, cause: impl Into<String>) -> ApiError {
+        ApiError {
+            code: Code::RateLimited,
+            cause: cause.into(),
+            retry_after: Some(seconds.max(1)),
+        }
+    }
+
+    /// The public code.
+    pub fn code(&self) -> Code {
+        self.code
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        let code = match &e {
+            StoreError::Unavailable(_) => Code::Unavailable,
+            StoreError::Conflict(_) => Code::InvalidRequest,
+            StoreError::Corrupt(_) | StoreError::Other(_) => Code::ServerError,
+            _ => Code::ServerError,
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        let code = match &e {
+            DomainError::Store(_) => {
+                let DomainError::Store(store) = e else {
+                    unreachable!("matched above")
+                };
+                return ApiError::from(store);
+            }
+            DomainError::AccountDisabled
+            | DomainError::AccountLocked { .. }
+            | DomainError::UnknownAccount
+            | DomainError::WrongPassword => Code::InvalidCredentials,
+            DomainError::Invalid(_) | DomainError::WeakPassword(_) => Code::InvalidRequest,
+            DomainError::NotFound => Code::NotFound,
+            DomainError::Hashing(_) => Code::Unavailable,
+            _ => Code::ServerError,
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
+impl ApiError {
+    /// The public detail for codes where it helps the client and not an attacker (bad input
+    /// in admin and user APIs); `None` for credential and token failures.
+    fn public_detail(&self) -> Option<&str> {
+        match self.code {
+            Code::InvalidRequest => Some(&self.cause),
+            _ => None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = serde_json::json!({ "error": self.code.as_str() });
+        if let Some(detail) = self.public_detail() {
+            body["error_description"] = detail.into();
+        }
+        let mut response = (self.code.status(), axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after
+            && let Ok(v) = HeaderValue::from_str(&seconds.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        if self.code == Code::InvalidToken {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            );
+        }
+        response.extensions_mut().insert(Cause(self.cause));
+        response
+    }
+}

@@ -1,0 +1,24 @@
+//! The HTTP surface of tessera: password login, cookie sessions, forward-auth for reverse
+//! proxies, the user's session list, the admin API, health, metrics and the server-rendered
+//! pages.
+//!
+//! Handlers are thin: they extract typed inputs (a session, an admin, a form), call one domain
+//! function and map the result through [`error::ApiError`]. The server takes `Arc<dyn Store>`
+//! and never names a concrete store; the CLI wires one in.
+
+pub mod config;
+pub mod error;
+
+mod app;
+mod cookie;
+mod csrf;
+mod extract;
+mod metrics;
+mod passwords;
+mod routes;
+mod sessions;
+mod throttle;
+
+pub use app::{AppState, router, serve};
+pub use config::{ServerConfig, Transport};
+pub use passwords::BlockingPasswords;

@@ -1,0 +1,97 @@
+//! `GET /auth/verify`: forward authentication for reverse proxies (nginx `auth_request`,
+//! Traefik `forwardAuth`, Caddy `forward_auth`). The hot path: a valid cookie is answered from
+//! the in-process session cache.
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::error::{ApiError, Code};
+use crate::extract::session_of;
+use crate::routes::redirect;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new().route("/auth/verify", get(verify))
+}
+
+#[derive(Deserialize)]
+struct VerifyQuery {
+    /// Ask for a browser redirect to the sign-in page on failure: `rd=1` (target taken from
+    /// `X-Original-URL` or `X-Forwarded-Proto/Host/Uri`) or `rd=<url>`.
+    rd: Option<String>,
+}
+
+/// `200` with `X-Tessera-User`, `X-Tessera-Email`, `X-Tessera-Groups` for a valid session; `401`
+/// otherwise, or `302` to the sign-in page when `rd` is given.
+async fn verify(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<VerifyQuery>,
+) -> Result<Response, ApiError> {
+    if let Some(session) = session_of(&headers, &state).await? {
+        let account = &session.resolved.account;
+        let mut response = StatusCode::OK.into_response();
+        let h = response.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(account.username.as_str()) {
+            h.insert("x-tessera-user", v);
+        }
+        if let Some(email) = &account.email
+            && let Ok(v) = HeaderValue::from_str(email.as_str())
+        {
+            h.insert("x-tessera-email", v);
+        }
+        let groups: Vec<&str> = account.groups.iter().map(|g| g.as_str()).collect();
+        if let Ok(v) = HeaderValue::from_str(&groups.join(",")) {
+            h.insert("x-tessera-groups", v);
+        }
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return Ok(response);
+    }
+    if let Some(rd) = q.rd {
+        let target = if rd.is_empty() || rd == "1" {
+            original_url(&headers)
+        } else {
+            Some(rd)
+        };
+        if let Some(target) = target.and_then(|t| redirect::safe(&t, state.config())) {
+            let location = format!(
+                "{}/login?rd={}",
+                state.config().public_origin,
+                serde_urlencoded::to_string([("", target.as_str())])
+                    .unwrap_or_default()
+                    .trim_start_matches('=')
+            );
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                let mut response = StatusCode::FOUND.into_response();
+                response.headers_mut().insert(header::LOCATION, v);
+                return Ok(response);
+            }
+        }
+    }
+    Err(ApiError::new(
+        Code::InvalidToken,
+        "forward-auth: no valid session",
+    ))
+}
+
+/// The URL the user asked the proxy for: `X-Original-URL` (nginx), or the Traefik/Caddy
+/// `X-Forwarded-Proto` + `X-Forwarded-Host` + `X-Forwarded-Uri`.
+fn original_url(headers: &HeaderMap) -> Option<String> {
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    if let Some(url) = get("x-original-url") {
+        return Some(url);
+    }
+    let proto = get("x-forwarded-proto").unwrap_or_else(|| "https".into());
+    let host = get("x-forwarded-host")?;
+    let uri = get("x-forwarded-uri").unwrap_or_else(|| "/".into());
+    Some(format!("{proto}://{host}{uri}"))
+}

@@ -1,0 +1,308 @@
+//! `GET /login` (the sign-in page), `POST /login` (form or JSON), `POST /logout`.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{FromRequest, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use tessera_domain::credential::password::Password;
+use tessera_domain::login::{self, LoggedIn, LoginAttempt, LoginContext};
+
+use crate::app::AppState;
+use crate::cookie::{self, Kind};
+use crate::error::{ApiError, Code};
+use crate::extract::{ClientIp, CurrentSession, Form, Json, session_of};
+use crate::routes::redirect;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/login", get(page).post(submit))
+        .route("/logout", post(logout))
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    error: Option<&'a str>,
+    csrf: &'a str,
+    rd: &'a str,
+    username: &'a str,
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    rd: Option<String>,
+}
+
+/// The generic failure text: the same for every wrong credential (OWASP ASVS V2.2 / V3).
+const GENERIC_FAILURE: &str = "Wrong username or password.";
+
+/// Shows the sign-in form with a fresh pre-login CSRF cookie (double submit). Signed-in
+/// visitors go straight to their destination.
+async fn page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, ApiError> {
+    let rd =
+        q.rd.as_deref()
+            .and_then(|rd| redirect::safe(rd, state.config()))
+            .unwrap_or_default();
+    if session_of(&headers, &state).await?.is_some() {
+        let to = if rd.is_empty() {
+            "/account"
+        } else {
+            rd.as_str()
+        };
+        return Ok(Redirect::to(to).into_response());
+    }
+    Ok(render_page(&state, None, &rd, "", StatusCode::OK))
+}
+
+fn render_page(
+    state: &AppState,
+    error: Option<&str>,
+    rd: &str,
+    username: &str,
+    status: StatusCode,
+) -> Response {
+    let csrf = tessera_token::b64::encode(tessera_domain::random::bytes::<32>());
+    let page = LoginPage {
+        error,
+        csrf: &csrf,
+        rd,
+        username,
+    };
+    let html = match page.render() {
+        Ok(html) => html,
+        Err(e) => {
+            return ApiError::new(Code::ServerError, format!("template: {e}")).into_response();
+        }
+    };
+    let secure = state.config().secure_cookies();
+    let mut response = (status, Html(html)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie::set(Kind::Login, secure, &csrf, 3600)) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    no_store(&mut response);
+    response
+}
+
+fn no_store(response: &mut Response) {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+/// The JSON login body. Unknown fields are refused.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginJson {
+    username: String,
+    password: String,
+}
+
+/// The sign-in form.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginForm {
+    username: String,
+    password: String,
+    csrf: String,
+    #[serde(default)]
+    rd: String,
+}
+
+/// Signs in with a username and password: JSON (`200` + cookie, `401 invalid_credentials`,
+/// `429` + `Retry-After`) or the sign-in form (redirect, or the page again with a generic error).
+async fn submit(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let is_json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let user_agent = request
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if is_json {
+        let Json(body) = Json::<LoginJson>::from_request(request, &state).await?;
+        let outcome = attempt(&state, body.username, body.password, ip, user_agent).await?;
+        return Ok(match outcome {
+            Ok(done) => {
+                let body = serde_json::json!({
+                    "account": {
+                        "id": done.account.id,
+                        "username": done.account.username,
+                        "email": done.account.email,
+                        "groups": done.account.groups,
+                        "role": done.account.role,
+                    },
+                    "session": { "id": done.session.id, "expires_at": done.session.expires_at },
+                    "csrf": done.session.csrf,
+                });
+                with_session_cookie(&state, &done, axum::Json(body).into_response())
+            }
+            Err(()) => ApiError::new(Code::InvalidCredentials, "login refused").into_response(),
+        });
+    }
+    let headers = request.headers().clone();
+    let Form(form) = Form::<LoginForm>::from_request(request, &state).await?;
+    let cookie_csrf = cookie::get(&headers, Kind::Login, state.config().secure_cookies());
+    let csrf_ok = cookie_csrf.is_some_and(|c| {
+        aws_lc_rs::constant_time::verify_slices_are_equal(c.as_bytes(), form.csrf.as_bytes())
+            .is_ok()
+    });
+    if !csrf_ok {
+        return Err(ApiError::new(
+            Code::Forbidden,
+            "sign-in form without matching CSRF cookie",
+        ));
+    }
+    let rd = redirect::safe(&form.rd, state.config()).unwrap_or_default();
+    let username = form.username.clone();
+    match attempt(&state, form.username, form.password, ip, user_agent).await? {
+        Ok(done) => {
+            let to = if rd.is_empty() {
+                "/account"
+            } else {
+                rd.as_str()
+            };
+            let response = Redirect::to(to).into_response();
+            let mut response = with_session_cookie(&state, &done, response);
+            // The pre-login CSRF cookie has served its purpose.
+            let clear = cookie::set(Kind::Login, state.config().secure_cookies(), "", 0);
+            if let Ok(v) = HeaderValue::from_str(&clear) {
+                response.headers_mut().append(header::SET_COOKIE, v);
+            }
+            Ok(response)
+        }
+        Err(()) => {
+            let shown: String = username.chars().take(64).collect();
+            Ok(render_page(
+                &state,
+                Some(GENERIC_FAILURE),
+                &rd,
+                &shown,
+                StatusCode::UNAUTHORIZED,
+            ))
+        }
+    }
+}
+
+/// Throttles, then runs the domain login. `Err(())` is any refusal; the reason is logged,
+/// counted and audited, never shown.
+async fn attempt(
+    state: &AppState,
+    username: String,
+    password: String,
+    ip: Option<String>,
+    user_agent: Option<String>,
+) -> Result<Result<LoggedIn, ()>, ApiError> {
+    if let Err(wait) = state.throttle().admit(ip.as_deref(), &username) {
+        crate::metrics::login("throttled");
+        return Err(ApiError::rate_limited(
+            wait.as_secs() + 1,
+            "login throttled",
+        ));
+    }
+    if username.len() > 256 || password.len() > 4096 {
+        crate::metrics::login("oversized");
+        return Ok(Err(()));
+    }
+    let ctx = LoginContext {
+        store: state.store(),
+        passwords: state.passwords(),
+        lockout: state.config().lockout,
+        sessions: state.config().sessions,
+        now: state.now(),
+    };
+    let attempt = LoginAttempt {
+        username,
+        password: Password::new(password),
+        ip,
+        user_agent,
+    };
+    match login::login(&ctx, attempt).await? {
+        Ok(done) => {
+            crate::metrics::login("success");
+            tracing::info!(account = %done.account.id, "login succeeded");
+            Ok(Ok(done))
+        }
+        Err(denial) => {
+            crate::metrics::login(denial.as_str());
+            tracing::info!(reason = denial.as_str(), "login refused");
+            Ok(Err(()))
+        }
+    }
+}
+
+fn with_session_cookie(state: &AppState, done: &LoggedIn, mut response: Response) -> Response {
+    let value = state.seal().seal(&done.token);
+    let set = cookie::set(
+        Kind::Session,
+        state.config().secure_cookies(),
+        &value,
+        state.config().sessions.absolute_timeout,
+    );
+    if let Ok(v) = HeaderValue::from_str(&set) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    no_store(&mut response);
+    response
+}
+
+/// The logout form or API call; the CSRF token comes as a form field or `X-CSRF-Token`.
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+/// Ends the presented session. Requires the session's CSRF token. Form posts are redirected to
+/// the sign-in page; API calls get `204`.
+async fn logout(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    session: CurrentSession,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let is_form = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if is_form {
+        let Form(form) = Form::<CsrfForm>::from_request(request, &state).await?;
+        session.check_csrf(Some(&form.csrf))?;
+    } else {
+        let header = request
+            .headers()
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok());
+        session.check_csrf(header)?;
+    }
+    super::account::end_sessions(&state, &session, &[session.hash], ip.as_deref(), "logout")
+        .await?;
+    let mut response = if is_form {
+        Redirect::to("/login").into_response()
+    } else {
+        StatusCode::NO_CONTENT.into_response()
+    };
+    clear_session_cookie(&state, &mut response);
+    Ok(response)
+}
+
+/// Expires the session cookie in the browser.
+pub(super) fn clear_session_cookie(state: &AppState, response: &mut Response) {
+    let clear = cookie::set(Kind::Session, state.config().secure_cookies(), "", 0);
+    if let Ok(v) = HeaderValue::from_str(&clear) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+}

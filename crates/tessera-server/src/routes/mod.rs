@@ -1,0 +1,22 @@
+//! One module per endpoint group, each exposing its `router()`.
+
+use axum::Router;
+
+use crate::app::AppState;
+
+mod account;
+mod admin;
+mod forward_auth;
+mod health;
+mod login;
+mod redirect;
+
+/// Every route.
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .merge(health::router())
+        .merge(login::router())
+        .merge(account::router())
+        .merge(forward_auth::router())
+        .merge(admin::router())
+}

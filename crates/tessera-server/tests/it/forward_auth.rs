@@ -1,0 +1,161 @@
+//! GET /auth/verify: headers for valid sessions, 401 or a browser redirect otherwise, and no
+//! trust in forged cookies.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+
+use crate::harness::{PASSWORD, harness};
+
+#[tokio::test]
+async fn valid_session_gets_identity_headers() {
+    let h = harness().await;
+    let (cookie, _) = h.session("ada").await;
+    let r = h.get("/auth/verify", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("x-tessera-user"), Some("ada"));
+    assert_eq!(r.header("x-tessera-email"), Some("ada@example.com"));
+    assert_eq!(r.header("x-tessera-groups"), Some("eng,ops"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+}
+
+#[tokio::test]
+async fn missing_forged_and_tampered_cookies_are_refused() {
+    let h = harness().await;
+    let (cookie, _) = h.session("ada").await;
+    let value = cookie.split_once('=').unwrap().1.to_owned();
+    let (token, tag) = value.split_once('.').unwrap();
+    let mut flipped: Vec<char> = token.chars().collect();
+    flipped[5] = if flipped[5] == 'A' { 'B' } else { 'A' };
+    let flipped: String = flipped.into_iter().collect();
+    for bad in [
+        None,
+        Some("tessera=".to_owned()),
+        Some(format!("tessera={token}")),
+        Some(format!("tessera={flipped}.{tag}")),
+        Some(format!("tessera={token}.{}", "A".repeat(22))),
+        Some(format!("tessera={value}x")),
+        Some("tessera=%%%".to_owned()),
+        Some(format!("other={value}")),
+    ] {
+        let r = h.get("/auth/verify", bad.as_deref()).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{bad:?}");
+        assert_eq!(r.json()["error"], "invalid_token");
+        assert!(r.header("x-tessera-user").is_none());
+    }
+}
+
+#[tokio::test]
+async fn browsers_are_redirected_to_sign_in_when_asked() {
+    let h = harness().await;
+    let send = |uri: &'static str, headers: Vec<(&'static str, &'static str)>| {
+        let mut r = Request::builder().method(Method::GET).uri(uri);
+        for (k, v) in headers {
+            r = r.header(k, v);
+        }
+        h.send(r.body(Body::empty()).unwrap())
+    };
+    // Traefik style: X-Forwarded-*; the target host is the public host, so it is allowed.
+    let r = send(
+        "/auth/verify?rd=1",
+        vec![
+            ("x-forwarded-proto", "http"),
+            ("x-forwarded-host", "127.0.0.1:8080"),
+            ("x-forwarded-uri", "/app?x=1"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FOUND);
+    assert_eq!(
+        r.header("location"),
+        Some("http://127.0.0.1:8080/login?rd=http%3A%2F%2F127.0.0.1%3A8080%2Fapp%3Fx%3D1")
+    );
+    // nginx style: X-Original-URL.
+    let r = send(
+        "/auth/verify?rd=1",
+        vec![("x-original-url", "http://127.0.0.1:8080/wiki")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FOUND);
+    // A host that is not allowed gets no redirect (no open redirect through forward-auth).
+    let r = send("/auth/verify?rd=https://evil.example/", vec![]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // Without rd: plain 401 for API clients.
+    assert_eq!(
+        send("/auth/verify", vec![]).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn logout_and_disable_take_effect_at_once_despite_the_cache() {
+    let h = harness().await;
+    let (cookie, csrf) = h.session("ada").await;
+    assert_eq!(
+        h.get("/auth/verify", Some(&cookie)).await.status,
+        StatusCode::OK
+    );
+    let r = h
+        .send(
+            Request::builder()
+                .method(Method::POST)
+                .uri("/logout")
+                .header(header::COOKIE, &cookie)
+                .header("x-csrf-token", &csrf)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert!(r.set_cookie_line("tessera").unwrap().contains("Max-Age=0"));
+    assert_eq!(
+        h.get("/auth/verify", Some(&cookie)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let (cookie, _) = h.session("ada").await;
+    assert_eq!(
+        h.get("/auth/verify", Some(&cookie)).await.status,
+        StatusCode::OK
+    );
+    let admin = h.admin();
+    let r = h
+        .json(
+            Method::POST,
+            "/admin/api/users/ada/disable",
+            serde_json::json!({}),
+            &[("authorization", &admin)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        h.get("/auth/verify", Some(&cookie)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        h.login("ada", PASSWORD).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn logout_requires_the_csrf_token() {
+    let h = harness().await;
+    let (cookie, _) = h.session("ada").await;
+    for token in [None, Some("wrong")] {
+        let mut r = Request::builder()
+            .method(Method::POST)
+            .uri("/logout")
+            .header(header::COOKIE, &cookie);
+        if let Some(t) = token {
+            r = r.header("x-csrf-token", t);
+        }
+        assert_eq!(
+            h.send(r.body(Body::empty()).unwrap()).await.status,
+            StatusCode::FORBIDDEN
+        );
+    }
+    assert_eq!(
+        h.get("/auth/verify", Some(&cookie)).await.status,
+        StatusCode::OK
+    );
+}

@@ -1,0 +1,380 @@
+//! POST /login (JSON and form), throttling, lockout, CSRF on the form, bad input.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use tessera_domain::account::Role;
+
+use crate::harness::{ClockExt, ORIGIN, PASSWORD, harness, harness_with};
+
+#[tokio::test]
+async fn json_login_sets_a_session_cookie_with_safe_attributes() {
+    let h = harness().await;
+    let r = h.login("Ada", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let line = r.set_cookie_line("tessera").unwrap();
+    for attr in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(line.contains(attr), "{line}");
+    }
+    let body = r.json();
+    assert_eq!(body["account"]["username"], "ada");
+    assert_eq!(body["account"]["groups"], serde_json::json!(["eng", "ops"]));
+    assert!(body["csrf"].as_str().unwrap().len() >= 43);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert!(r.header("x-request-id").is_some());
+}
+
+#[tokio::test]
+async fn production_cookies_are_host_prefixed_and_secure() {
+    let h = harness_with(|c| {
+        c.transport = tessera_server::Transport::BehindTlsProxy;
+        c.public_origin = "https://auth.example.com".into();
+    })
+    .await;
+    let r = h.login("ada", PASSWORD).await;
+    let line = r.set_cookie_line("__Host-tessera").unwrap();
+    assert!(
+        line.contains("; Secure") && line.contains("Path=/") && !line.contains("Domain"),
+        "{line}"
+    );
+    let cookie = r.cookie("__Host-tessera").unwrap();
+    assert_eq!(
+        h.get("/auth/verify", Some(&cookie)).await.status,
+        StatusCode::OK
+    );
+    // The dev cookie name is not accepted in production mode.
+    let value = cookie.split_once('=').unwrap().1;
+    assert_eq!(
+        h.get("/auth/verify", Some(&format!("tessera={value}")))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn every_wrong_credential_gets_the_same_answer() {
+    let h = harness().await;
+    h.add_user("bob", None, &[], Role::User).await;
+    tessera_domain::accounts::set_disabled(
+        h.store.as_ref(),
+        "bob",
+        true,
+        &Default::default(),
+        h.clock.now_time(),
+    )
+    .await
+    .unwrap();
+    let cases = [
+        ("ada", "wrong password here"),
+        ("nobody", PASSWORD),
+        ("bob", PASSWORD),
+        ("Not A Valid Name!", PASSWORD),
+        ("ada", ""),
+    ];
+    let mut bodies = Vec::new();
+    for (user, pw) in cases {
+        let r = h.login(user, pw).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{user}");
+        assert!(r.cookie("tessera").is_none());
+        bodies.push(r.body);
+    }
+    assert!(
+        bodies
+            .iter()
+            .all(|b| b == r#"{"error":"invalid_credentials"}"#),
+        "{bodies:?}"
+    );
+}
+
+#[tokio::test]
+async fn every_login_is_audited_without_secrets() {
+    let h = harness().await;
+    h.login("ada", "a wrong password").await;
+    h.login("ghost", "another secret").await;
+    h.login("ada", PASSWORD).await;
+    let events = h.store.recent_audit(10).await.unwrap();
+    let kinds: Vec<(&str, Option<&str>)> = events
+        .iter()
+        .map(|e| (e.kind.as_str(), e.detail.as_deref()))
+        .collect();
+    assert!(
+        kinds.contains(&("login_failure", Some("wrong_password"))),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&("login_failure", Some("unknown_account"))),
+        "{kinds:?}"
+    );
+    assert!(kinds.contains(&("login_success", None)), "{kinds:?}");
+    let dump = format!("{events:?}");
+    for secret in ["a wrong password", "another secret", PASSWORD] {
+        assert!(!dump.contains(secret));
+    }
+}
+
+#[tokio::test]
+async fn consecutive_failures_lock_the_account_until_time_or_admin_lifts_it() {
+    let h = harness_with(|c| {
+        c.lockout = tessera_domain::login::LockoutPolicy::new(3, 600).unwrap();
+        c.throttle.per_account_burst = 100;
+        c.throttle.per_ip_burst = 100;
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(
+            h.login("ada", "not the password").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // Locked: even the right password is refused, with the same generic answer.
+    let r = h.login("ada", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.body, r#"{"error":"invalid_credentials"}"#);
+    let admin = h.admin();
+    let shown = h
+        .json(
+            Method::GET,
+            "/admin/api/users/ada",
+            serde_json::Value::Null,
+            &[("authorization", &admin)],
+        )
+        .await;
+    assert_eq!(shown.json()["locked"], true, "{}", shown.body);
+    // Time lifts it.
+    h.clock.advance(601);
+    assert_eq!(h.login("ada", PASSWORD).await.status, StatusCode::OK);
+    // And the admin can lift it early.
+    for _ in 0..3 {
+        h.login("ada", "not the password").await;
+    }
+    assert_eq!(
+        h.login("ada", PASSWORD).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let r = h
+        .json(
+            Method::POST,
+            "/admin/api/users/ada/unlock",
+            serde_json::json!({}),
+            &[("authorization", &admin)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert_eq!(h.login("ada", PASSWORD).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn throttling_answers_429_with_retry_after() {
+    let h = harness_with(|c| {
+        c.throttle.per_account_per_minute = 2;
+        c.throttle.per_account_burst = 2;
+    })
+    .await;
+    h.login("ada", "wrong one").await;
+    h.login("ada", "wrong two").await;
+    let r = h.login("ada", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.json()["error"], "rate_limited");
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    // Another account is not affected.
+    h.add_user("bob", None, &[], Role::User).await;
+    assert_eq!(h.login("bob", PASSWORD).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn each_login_gets_a_fresh_session() {
+    let h = harness().await;
+    let (a, _) = h.session("ada").await;
+    let (b, _) = h.session("ada").await;
+    assert_ne!(a, b);
+    assert_eq!(h.get("/auth/verify", Some(&a)).await.status, StatusCode::OK);
+    assert_eq!(h.get("/auth/verify", Some(&b)).await.status, StatusCode::OK);
+}
+
+async fn login_page(h: &crate::harness::Harness) -> (String, String) {
+    let page = h.get("/login", None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains(r#"<form method="post" action="/login""#));
+    let cookie = page.cookie("tessera-login").unwrap();
+    let csrf = cookie.split_once('=').unwrap().1.to_owned();
+    assert!(page.body.contains(&csrf));
+    (cookie, csrf)
+}
+
+fn form(path: &str, body: &str, cookie: Option<&str>) -> Request<Body> {
+    let mut r = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ORIGIN, ORIGIN)
+        .header("sec-fetch-site", "same-origin");
+    if let Some(c) = cookie {
+        r = r.header(header::COOKIE, c);
+    }
+    r.body(Body::from(body.to_owned())).unwrap()
+}
+
+#[tokio::test]
+async fn the_sign_in_form_needs_its_csrf_cookie_and_redirects_safely() {
+    let h = harness().await;
+    let (cookie, csrf) = login_page(&h).await;
+    let body = serde_urlencoded::to_string([
+        ("username", "ada"),
+        ("password", PASSWORD),
+        ("csrf", &csrf),
+        ("rd", "/account"),
+    ])
+    .unwrap();
+    // Without the cookie (a cross-site form post): refused.
+    assert_eq!(
+        h.send(form("/login", &body, None)).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let r = h.send(form("/login", &body, Some(&cookie))).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.header("location"), Some("/account"));
+    let session = r.cookie("tessera").unwrap();
+    let account = h.get("/account", Some(&session)).await;
+    assert!(
+        account
+            .body
+            .contains("Signed in as <span id=\"who\">ada</span>"),
+        "{}",
+        account.body
+    );
+    // An open redirect is dropped in favour of the account page.
+    let evil = serde_urlencoded::to_string([
+        ("username", "ada"),
+        ("password", PASSWORD),
+        ("csrf", &csrf),
+        ("rd", "https://evil.example/"),
+    ])
+    .unwrap();
+    let r = h.send(form("/login", &evil, Some(&cookie))).await;
+    assert_eq!(r.header("location"), Some("/account"));
+    // A wrong password shows the page again with the generic message, status 401.
+    let wrong = serde_urlencoded::to_string([
+        ("username", "ada"),
+        ("password", "nope nope"),
+        ("csrf", &csrf),
+        ("rd", ""),
+    ])
+    .unwrap();
+    let r = h.send(form("/login", &wrong, Some(&cookie))).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.body.contains("Wrong username or password."));
+    assert!(!r.body.contains("nope nope"));
+}
+
+#[tokio::test]
+async fn cross_site_posts_are_refused() {
+    let h = harness().await;
+    for (name, value) in [
+        ("origin", "https://evil.example"),
+        ("origin", "null"),
+        ("sec-fetch-site", "cross-site"),
+        ("sec-fetch-site", "same-site"),
+    ] {
+        let r = h
+            .json(
+                Method::POST,
+                "/login",
+                serde_json::json!({"username": "ada", "password": PASSWORD}),
+                &[(name, value)],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{name}: {value}");
+        assert!(r.cookie("tessera").is_none());
+    }
+    let ok = h
+        .json(
+            Method::POST,
+            "/login",
+            serde_json::json!({"username": "ada", "password": PASSWORD}),
+            &[("origin", ORIGIN), ("sec-fetch-site", "same-origin")],
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn bad_input_gets_clear_client_errors_never_500() {
+    let h = harness_with(|c| c.max_body = 4096).await;
+    let cases: Vec<(&str, Vec<u8>, StatusCode)> = vec![
+        ("application/json", b"{".to_vec(), StatusCode::BAD_REQUEST),
+        (
+            "application/json",
+            br#"{"username":"ada"}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "application/json",
+            br#"{"username":"ada","password":"x","extra":1}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "application/json",
+            br#"{"username":5,"password":"x"}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "application/json",
+            b"\xff\xfe".to_vec(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "application/json",
+            vec![b' '; 10_000],
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            b"username=%FF&password=x&csrf=y".to_vec(),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            b"nonsense".to_vec(),
+            StatusCode::BAD_REQUEST,
+        ),
+        ("text/plain", b"hello".to_vec(), StatusCode::BAD_REQUEST),
+    ];
+    for (ctype, body, want) in cases {
+        let r = h
+            .send(
+                Request::builder()
+                    .method(Method::POST)
+                    .uri("/login")
+                    .header(header::CONTENT_TYPE, ctype)
+                    .body(Body::from(body.clone()))
+                    .unwrap(),
+            )
+            .await;
+        assert!(
+            r.status.is_client_error(),
+            "{ctype} {:?}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(30)]),
+            r.status
+        );
+        if want != StatusCode::FORBIDDEN {
+            assert_eq!(
+                r.status,
+                want,
+                "{ctype} {:?}",
+                String::from_utf8_lossy(&body[..body.len().min(30)])
+            );
+        }
+        assert!(
+            !r.body.contains("panicked") && !r.body.contains("sqlx"),
+            "{}",
+            r.body
+        );
+    }
+    // Oversized credentials are refused like any wrong credential, without hashing megabytes.
+    let long = "x".repeat(3000);
+    assert_eq!(
+        h.login(&long, PASSWORD).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}

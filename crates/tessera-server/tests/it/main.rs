@@ -1,0 +1,9 @@
+//! Handler tests: the full router in-process over a real SQLite file, with a fake clock.
+
+#![allow(clippy::unwrap_used)]
+
+mod admin;
+mod forward_auth;
+mod harness;
+mod login;
+mod sessions;

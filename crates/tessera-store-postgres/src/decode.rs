@@ -1,0 +1,116 @@
+//! Rows into domain types. Every stored value is validated again on the way out (a value the
+//! domain would refuse is `Corrupt`), so no malformed row reaches the rules above.
+
+use sqlx::Row as _;
+use sqlx::postgres::PgRow;
+use tessera_domain::StoreError;
+use tessera_domain::account::{Account, AccountId, Email, Group, Role, Username};
+use tessera_domain::audit::{AuditEvent, AuditKind};
+use tessera_domain::clock::UnixTime;
+use tessera_domain::session::{Session, SessionId, TokenHash};
+
+/// Reads column `name`, mapping a type mismatch to `Corrupt`.
+pub(crate) fn get<'r, T>(row: &'r PgRow, name: &str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+{
+    row.try_get(name)
+        .map_err(|_| StoreError::Corrupt(format!("column {name} has an unexpected value")))
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(format!("stored {what} is malformed"))
+}
+
+/// A list of strings as a JSON array.
+pub(crate) fn json_list<S: AsRef<str>>(items: &[S]) -> String {
+    serde_json::Value::Array(
+        items
+            .iter()
+            .map(|s| serde_json::Value::String(s.as_ref().to_owned()))
+            .collect(),
+    )
+    .to_string()
+}
+
+/// Group names as a JSON array.
+pub(crate) fn groups_json(groups: &[Group]) -> String {
+    json_list(&groups.iter().map(Group::as_str).collect::<Vec<_>>())
+}
+
+fn parse_list(text: &str, what: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(text).map_err(|_| corrupt(what))
+}
+
+/// An `accounts` row (see `ACCOUNT_COLUMNS`).
+pub(crate) fn account_from_row(row: &PgRow) -> Result<Account, StoreError> {
+    let id: String = get(row, "id")?;
+    let username: String = get(row, "username")?;
+    let email: Option<String> = get(row, "email")?;
+    let groups: String = get(row, "groups")?;
+    let role: String = get(row, "role")?;
+    let failed: i64 = get(row, "failed_logins")?;
+    let username_parsed = Username::parse(&username)
+        .ok()
+        .filter(|u| u.as_str() == username)
+        .ok_or_else(|| corrupt("username"))?;
+    Ok(Account {
+        id: AccountId::parse(&id).map_err(|_| corrupt("account id"))?,
+        username: username_parsed,
+        email: email
+            .map(|e| Email::parse(&e).map_err(|_| corrupt("email")))
+            .transpose()?,
+        groups: parse_list(&groups, "groups")?
+            .iter()
+            .map(|g| Group::parse(g).map_err(|_| corrupt("group")))
+            .collect::<Result<_, _>>()?,
+        role: Role::parse(&role).map_err(|_| corrupt("role"))?,
+        disabled: get(row, "disabled")?,
+        failed_logins: u32::try_from(failed).map_err(|_| corrupt("failure count"))?,
+        locked_until: get::<Option<i64>>(row, "locked_until")?.map(UnixTime),
+        created_at: UnixTime(get(row, "created_at")?),
+        updated_at: UnixTime(get(row, "updated_at")?),
+    })
+}
+
+/// A token hash column.
+pub(crate) fn token_hash(bytes: Vec<u8>) -> Result<TokenHash, StoreError> {
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map(TokenHash)
+        .map_err(|_| corrupt("token hash"))
+}
+
+/// A `sessions` row (see `SESSION_COLUMNS`).
+pub(crate) fn session_from_row(row: &PgRow) -> Result<Session, StoreError> {
+    let id: String = get(row, "id")?;
+    let account_id: String = get(row, "account_id")?;
+    let amr: String = get(row, "amr")?;
+    Ok(Session {
+        id: SessionId::parse(&id).ok_or_else(|| corrupt("session id"))?,
+        token_hash: token_hash(get(row, "token_hash")?)?,
+        account_id: AccountId::parse(&account_id).map_err(|_| corrupt("account id"))?,
+        created_at: UnixTime(get(row, "created_at")?),
+        last_seen_at: UnixTime(get(row, "last_seen_at")?),
+        expires_at: UnixTime(get(row, "expires_at")?),
+        csrf: get(row, "csrf")?,
+        amr: parse_list(&amr, "amr")?,
+        ip: get(row, "ip")?,
+        user_agent: get(row, "user_agent")?,
+    })
+}
+
+/// An `audit` row.
+pub(crate) fn audit_from_row(row: &PgRow) -> Result<AuditEvent, StoreError> {
+    let kind: String = get(row, "kind")?;
+    let account_id: Option<String> = get(row, "account_id")?;
+    Ok(AuditEvent {
+        at: UnixTime(get(row, "at")?),
+        kind: AuditKind::parse(&kind).ok_or_else(|| corrupt("audit kind"))?,
+        account_id: account_id
+            .map(|a| AccountId::parse(&a).map_err(|_| corrupt("account id")))
+            .transpose()?,
+        username: get(row, "username")?,
+        ip: get(row, "ip")?,
+        detail: get(row, "detail")?,
+    })
+}

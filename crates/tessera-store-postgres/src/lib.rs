@@ -1,0 +1,606 @@
+//! The `tessera_domain::store` traits on PostgreSQL, for one or many server nodes, plus the
+//! schema migrations that shape it (`migrations/`, embedded in the binary).
+//!
+//! Nothing is kept per node: every decision that must agree across nodes is made by one SQL
+//! statement on the shared rows (`record_login_failure` is one `UPDATE … RETURNING`, touches only
+//! move `last_seen_at` forward with `GREATEST`, secrets are written once with `ON CONFLICT DO
+//! NOTHING`). Migrations take PostgreSQL's advisory lock, so nodes starting together migrate once.
+//! An optional schema isolates one store from others in the same database (each test run gets
+//! its own). Errors are mapped onto `StoreError` and never carry a secret or the database URL.
+//!
+//! Depends on `tessera-domain` and sqlx only; never on the server, the CLI, the SQLite store or
+//! any HTTP type.
+
+mod decode;
+mod error;
+mod migrations;
+
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::Connection as _;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use tessera_domain::StoreError;
+use tessera_domain::account::{Account, AccountId, NewAccount, Username};
+use tessera_domain::admin::AdminTokenRecord;
+use tessera_domain::audit::AuditEvent;
+use tessera_domain::clock::UnixTime;
+use tessera_domain::credential::password::PasswordHash;
+use tessera_domain::session::{Session, SessionId, TokenHash};
+use tessera_domain::store::{
+    AccountStore, AdminTokenStore, AuditStore, SecretStore, SessionStore, Store, StoreResult,
+};
+
+use crate::decode::{account_from_row, audit_from_row, groups_json, json_list, session_from_row};
+use crate::error::{Op, map_err};
+
+/// Connections per node.
+const MAX_CONNECTIONS: u32 = 10;
+/// How long a caller waits for a pooled connection before `Unavailable`.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Columns of `accounts` in the order `decode::account_from_row` reads them (by name).
+const ACCOUNT_COLUMNS: &str = "id, username, email, groups, role, disabled, password_hash, \
+     failed_logins, locked_until, created_at, updated_at";
+
+/// The store on a PostgreSQL database (optionally one schema of it). Cheap to clone (the pool is
+/// shared).
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+    schema: Option<String>,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user:password@host:port/database?...`) and applies pending
+    /// migrations. Tables live in the schema the URL's user defaults to (normally `public`).
+    pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
+        let options = parse_url(url)?;
+        let pool = pool_options()
+            .connect_with(options)
+            .await
+            .map_err(|e| map_err(Op::Open, e))?;
+        let store = PgStore { pool, schema: None };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Like [`PgStore::connect`], but every table lives in `schema`, which is created if missing
+    /// and set as the `search_path` of every pooled connection. The name must be 1 to 63
+    /// characters of `a-z`, `0-9` and `_`, not starting with a digit or `pg_`.
+    pub async fn connect_with_schema(url: &str, schema: &str) -> Result<PgStore, StoreError> {
+        if !valid_schema_name(schema) {
+            return Err(StoreError::Other(
+                "schema name must be 1-63 characters of a-z, 0-9, '_', \
+                 not starting with a digit or pg_"
+                    .into(),
+            ));
+        }
+        let options = parse_url(url)?;
+        let mut conn = PgConnection::connect_with(&options)
+            .await
+            .map_err(|e| map_err(Op::Open, e))?;
+        let created = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
+        )))
+        .execute(&mut conn)
+        .await;
+        match created {
+            Ok(_) => {}
+            // `IF NOT EXISTS` is not atomic: a node creating the same schema at the same moment
+            // makes this one fail with a duplicate, and then the schema exists.
+            Err(sqlx::Error::Database(db))
+                if matches!(db.code().as_deref(), Some("23505" | "42P06")) => {}
+            Err(e) => return Err(map_err(Op::Open, e)),
+        }
+        conn.close().await.map_err(|e| map_err(Op::Open, e))?;
+        let set_path = format!("SET search_path TO \"{schema}\"");
+        let pool = pool_options()
+            .after_connect(move |conn, _meta| {
+                let set_path = set_path.clone();
+                Box::pin(async move {
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(set_path))
+                        .execute(conn)
+                        .await
+                        .map(|_| ())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(|e| map_err(Op::Open, e))?;
+        let store = PgStore {
+            pool,
+            schema: Some(schema.to_owned()),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies the embedded migrations that have not run yet, under PostgreSQL's advisory lock
+    /// (nodes starting together wait for one another). Idempotent; the constructors call it.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        migrations::migrator()
+            .run(&self.pool)
+            .await
+            .map_err(error::map_migrate_err)
+    }
+
+    /// The schema given to [`PgStore::connect_with_schema`], if any.
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
+    /// Closes every connection; later calls fail with `Unavailable`.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn parse_url(url: &str) -> Result<PgConnectOptions, StoreError> {
+    // The URL may hold a password: the error never repeats it.
+    PgConnectOptions::from_str(url)
+        .map(|o| {
+            // Named in pg_stat_activity, unless the URL or PGAPPNAME already names it.
+            if o.get_application_name().is_none() {
+                o.application_name("tessera")
+            } else {
+                o
+            }
+        })
+        .map_err(|_| StoreError::Other("the PostgreSQL URL is malformed".into()))
+}
+
+fn pool_options() -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(MAX_CONNECTIONS)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+}
+
+/// A schema name that needs no escaping and is not reserved by PostgreSQL.
+fn valid_schema_name(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && !name.starts_with("pg_")
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+#[async_trait]
+impl AccountStore for PgStore {
+    async fn create_account(
+        &self,
+        new: &NewAccount,
+        id: &AccountId,
+        password: Option<&PasswordHash>,
+        now: UnixTime,
+    ) -> StoreResult<Account> {
+        let mut groups = new.groups.clone();
+        groups.sort();
+        groups.dedup();
+        sqlx::query(
+            "INSERT INTO accounts (id, username, email, groups, role, disabled, password_hash, \
+             failed_logins, locked_until, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, FALSE, $6, 0, NULL, $7, $7)",
+        )
+        .bind(id.as_str())
+        .bind(new.username.as_str())
+        .bind(new.email.as_ref().map(|e| e.as_str()))
+        .bind(groups_json(&groups))
+        .bind(new.role.as_str())
+        .bind(password.map(PasswordHash::as_str))
+        .bind(now.0)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| map_err(Op::CreateAccount, e))?;
+        Ok(Account {
+            id: id.clone(),
+            username: new.username.clone(),
+            email: new.email.clone(),
+            groups,
+            role: new.role,
+            disabled: false,
+            failed_logins: 0,
+            locked_until: None,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    async fn account_by_username(
+        &self,
+        username: &Username,
+    ) -> StoreResult<Option<(Account, Option<PasswordHash>)>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE username = $1"
+        )))
+        .bind(username.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| map_err(Op::Read, e))?;
+        row.map(|r| {
+            let hash: Option<String> = decode::get(&r, "password_hash")?;
+            Ok((account_from_row(&r)?, hash.map(PasswordHash::from_stored)))
+        })
+        .transpose()
+    }
+
+    async fn account_by_id(&self, id: &AccountId) -> StoreResult<Option<Account>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"
+        )))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| map_err(Op::Read, e))?;
+        row.as_ref().map(account_from_row).transpose()
+    }
+
+    async fn list_accounts(&self) -> StoreResult<Vec<Account>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY username COLLATE \"C\""
+        )))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| map_err(Op::Read, e))?;
+        rows.iter().map(account_from_row).collect()
+    }
+
+    async fn count_admins(&self) -> StoreResult<u64> {
+        count(
+            sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE role = 'admin'")
+                .fetch_one(&self.pool)
+                .await,
+        )
+    }
+
+    async fn set_disabled(
+        &self,
+        id: &AccountId,
+        disabled: bool,
+        now: UnixTime,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE accounts SET disabled = $2, updated_at = $3 WHERE id = $1")
+            .bind(id.as_str())
+            .bind(disabled)
+            .bind(now.0)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| map_err(Op::Write, e))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn set_password(
+        &self,
+        id: &AccountId,
+        hash: &PasswordHash,
+        now: UnixTime,
+    ) -> StoreResult<bool> {
+        let done =
+            sqlx::query("UPDATE accounts SET password_hash = $2, updated_at = $3 WHERE id = $1")
+                .bind(id.as_str())
+                .bind(hash.as_str())
+                .bind(now.0)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| map_err(Op::Write, e))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_account(&self, id: &AccountId) -> StoreResult<bool> {
+        // Sessions go with it (ON DELETE CASCADE).
+        let done = sqlx::query("DELETE FROM accounts WHERE id = $1")
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| map_err(Op::Write, e))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn record_login_failure(
+        &self,
+        id: &AccountId,
+        lock_after: u32,
+        lock_until: UnixTime,
+        now: UnixTime,
+    ) -> StoreResult<Option<Account>> {
+        // One statement: under concurrency PostgreSQL re-evaluates it on the newest row version
+        // once the row lock is granted, so failures on different nodes are all counted.
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE accounts SET \
+                 locked_until = CASE WHEN failed_logins + 1 >= $2 THEN $3 ELSE locked_until END, \
+                 failed_logins = CASE WHEN failed_logins + 1 >= $2 THEN 0 \
+                                      ELSE failed_logins + 1 END, \
+                 updated_at = $4 \
+             WHERE id = $1 RETURNING {ACCOUNT_COLUMNS}"
+        )))
+        .bind(id.as_str())
+        .bind(i64::from(lock_after))
+        .bind(lock_until.0)
+        .bind(now.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| map_err(Op::Write, e))?;
+        row.as_ref().map(account_from_row).transpose()
+    }
+
+    async fn record_login_success(&self, id: &AccountId, now: UnixTime) -> StoreResult<()> {
+        // Writes only when there is something to clear, so most logins cost no write. A lock
+        // still in force is kept: it may have been set by a concurrent failure.
+        sqlx::query(
+            "UPDATE accounts SET failed_logins = 0, \
+                 locked_until = CASE WHEN locked_until <= $2 THEN NULL ELSE locked_until END, \
+                 updated_at = $2 \
+             WHERE id = $1 AND (failed_logins <> 0 OR locked_until <= $2)",
+        )
+        .bind(id.as_str())
+        .bind(now.0)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| map_err(Op::Write, e))?;
+        Ok(())
+    }
+
+    async fn unlock(&self, id: &AccountId, now: UnixTime) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE accounts SET failed_logins = 0, locked_until = NULL, updated_at = $2 \
+             WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .bind(now.0)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| map_err(Op::Write, e))?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+/// Columns of `sessions` read by `decode::session_from_row`.
+const SESSION_COLUMNS: &str = "id, token_hash, account_id, created_at, last_seen_at, \
+     expires_at, csrf, amr, ip, user_agent";
+
+#[async_trait]
+impl SessionStore for PgStore {
+    async fn create_session(&self, session: &Session) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sessions (id, token_hash, account_id, created_at, last_seen_at, \
+             expires_at, csrf, amr, ip, user_agent) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(session.id.as_str())
+        .bind(&session.token_hash.0[..])
+        .bind(session.account_id.as_str())
+        .bind(session.created_at.0)
+        .bind(session.last_seen_at.0)
+        .bind(session.expires_at.0)
+        .bind(session.csrf.as_str())
+        .bind(json_list(&session.amr))
+        .bind(session.ip.as_deref())
+        .bind(session.user_agent.as_deref())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| map_err(Op::CreateSession, e))?;
+        Ok(())
+    }
+
+    async fn session_by_token(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE token_hash = $1"
+        )))
+        .bind(&hash.0[..])
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| map_err(Op::Read, e))?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn sessions_of(&self, account: &AccountId) -> StoreResult<Vec<Session>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE account_id = $1 \
+             ORDER BY created_at DESC, id DESC"
+        )))
+        .bind(account.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| map_err(Op::Read, e))?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    async fn touch_sessions(&self, touches: &[(TokenHash, UnixTime)]) -> StoreResult<()> {
+        if touches.is_empty() {
+            return Ok(());
+        }
+        let hashes: Vec<&[u8]> = touches.iter().map(|(h, _)| &h.0[..]).collect();
+        let times: Vec<i64> = touches.iter().map(|(_, t)| t.0).collect();
+        // Rows are locked in token-hash order first, so that two nodes flushing overlapping
+        // batches cannot deadlock; then one UPDATE applies the latest time per session.
+        let mut tx = self.pool.begin().await.map_err(|e| map_err(Op::Write, e))?;
+        sqlx::query(
+            "SELECT 1 FROM sessions WHERE token_hash = ANY($1) ORDER BY token_hash FOR UPDATE",
+        )
+        .bind(&hashes)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map_err(Op::Write, e))?;
+        sqlx::query(
+            "UPDATE sessions AS s SET last_seen_at = GREATEST(s.last_seen_at, t.at) \
+             FROM (SELECT h, MAX(at) AS at FROM UNNEST($1::bytea[], $2::bigint[]) AS u (h, at) \
+                   GROUP BY h) AS t \
+             WHERE s.token_hash = t.h",
+        )
+        .bind(&hashes)
+        .bind(&times)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map_err(Op::Write, e))?;
+        tx.commit().await.map_err(|e| map_err(Op::Write, e))
+    }
+
+    async fn delete_session(
+        &self,
+        account: &AccountId,
+        id: &SessionId,
+    ) -> StoreResult<Option<TokenHash>> {
+        let hash: Option<Vec<u8>> = sqlx::query_scalar(
+            "DELETE FROM sessions WHERE account_id = $1 AND id = $2 RETURNING token_hash",
+        )
+        .bind(account.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| map_err(Op::Write, e))?;
+        hash.map(decode::token_hash).transpose()
+    }
+
+    async fn delete_session_by_token(&self, hash: &TokenHash) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(&hash.0[..])
+            .execute(&self.pool)
+            .await
+            .map_err(|e| map_err(Op::Write, e))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_sessions_of(&self, account: &AccountId) -> StoreResult<Vec<TokenHash>> {
+        let hashes: Vec<Vec<u8>> =
+            sqlx::query_scalar("DELETE FROM sessions WHERE account_id = $1 RETURNING token_hash")
+                .bind(account.as_str())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| map_err(Op::Write, e))?;
+        hashes.into_iter().map(decode::token_hash).collect()
+    }
+
+    async fn delete_expired_sessions(&self, now: UnixTime, idle_timeout: i64) -> StoreResult<u64> {
+        // Expired when `now >= expires_at` or `now >= last_seen_at + idle` (the complement of
+        // `Session::is_active`), with the sum moved to the constant side so it cannot overflow.
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at <= $2")
+            .bind(now.0)
+            .bind(now.0.saturating_sub(idle_timeout))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| map_err(Op::Write, e))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn count_active_sessions(&self, now: UnixTime, idle_timeout: i64) -> StoreResult<u64> {
+        count(
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM sessions WHERE expires_at > $1 AND last_seen_at > $2",
+            )
+            .bind(now.0)
+            .bind(now.0.saturating_sub(idle_timeout))
+            .fetch_one(&self.pool)
+            .await,
+        )
+    }
+}
+
+#[async_trait]
+impl AuditStore for PgStore {
+    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO audit (at, kind, account_id, username, ip, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(event.at.0)
+        .bind(event.kind.as_str())
+        .bind(event.account_id.as_ref().map(AccountId::as_str))
+        .bind(event.username.as_deref())
+        .bind(event.ip.as_deref())
+        .bind(event.detail.as_deref())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| map_err(Op::Write, e))?;
+        Ok(())
+    }
+
+    async fn recent_audit(&self, limit: u32) -> StoreResult<Vec<AuditEvent>> {
+        let rows = sqlx::query(
+            "SELECT at, kind, account_id, username, ip, detail FROM audit \
+             ORDER BY at DESC, id DESC LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| map_err(Op::Read, e))?;
+        rows.iter().map(audit_from_row).collect()
+    }
+}
+
+#[async_trait]
+impl AdminTokenStore for PgStore {
+    async fn create_admin_token(&self, record: &AdminTokenRecord) -> StoreResult<()> {
+        sqlx::query("INSERT INTO admin_tokens (hash, label, created_at) VALUES ($1, $2, $3)")
+            .bind(&record.hash[..])
+            .bind(record.label.as_str())
+            .bind(record.created_at.0)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| map_err(Op::CreateAdminToken, e))?;
+        Ok(())
+    }
+
+    async fn admin_token_exists(&self, hash: &[u8; 32]) -> StoreResult<bool> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM admin_tokens WHERE hash = $1)")
+            .bind(&hash[..])
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| map_err(Op::Read, e))
+    }
+
+    async fn count_admin_tokens(&self) -> StoreResult<u64> {
+        count(
+            sqlx::query_scalar("SELECT COUNT(*) FROM admin_tokens")
+                .fetch_one(&self.pool)
+                .await,
+        )
+    }
+}
+
+#[async_trait]
+impl SecretStore for PgStore {
+    async fn server_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>> {
+        // A racing node's INSERT waits for the first one's commit and then does nothing, so the
+        // SELECT after it sees the one value that was stored first.
+        sqlx::query(
+            "INSERT INTO server_secrets (name, value) VALUES ($1, $2) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(candidate)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| map_err(Op::Write, e))?;
+        sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| map_err(Op::Read, e))
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(|e| map_err(Op::Read, e))?;
+        Ok(())
+    }
+
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+}
+
+/// A `COUNT(*)` result as `u64`.
+fn count(result: Result<i64, sqlx::Error>) -> StoreResult<u64> {
+    let n = result.map_err(|e| map_err(Op::Read, e))?;
+    u64::try_from(n).map_err(|_| StoreError::Corrupt("negative count".into()))
+}
+
+#[cfg(test)]
+mod tests;

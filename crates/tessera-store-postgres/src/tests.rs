@@ -1,0 +1,65 @@
+use tessera_domain::StoreError;
+
+use super::*;
+
+#[test]
+fn schema_names_need_no_quoting() {
+    for good in ["t_0123abcd", "tessera", "_x", &"a".repeat(63)] {
+        assert!(valid_schema_name(good), "{good}");
+    }
+    for bad in [
+        "",
+        "Tessera",
+        "t-1",
+        "a\"b",
+        "x; DROP SCHEMA public",
+        "pg_temp",
+        "1abc",
+        &"a".repeat(64),
+        "schéma",
+    ] {
+        assert!(!valid_schema_name(bad), "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn bad_urls_and_schemas_are_refused_without_echo() {
+    let err = PgStore::connect("postgres://u:s3cr3t-pw@[::1/db")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Other(_)), "{err:?}");
+    assert!(!err.to_string().contains("s3cr3t"), "{err}");
+    let err = PgStore::connect_with_schema("postgres://u@127.0.0.1/db", "x\"; --")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Other(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_unavailable() {
+    // Port 1 on loopback: refused at once, nothing listens there.
+    let err = PgStore::connect_with_schema("postgres://u:s3cr3t-pw@127.0.0.1:1/db", "t_x")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(!err.to_string().contains("s3cr3t"), "{err}");
+}
+
+/// Every file in `migrations/` is embedded, under the version and description its name gives.
+#[test]
+fn every_migration_file_is_embedded() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), migrations::MIGRATIONS.len());
+    for (file, &(version, description, sql)) in files.iter().zip(migrations::MIGRATIONS) {
+        let stem = file.file_stem().unwrap().to_str().unwrap();
+        let (v, d) = stem.split_once('_').unwrap();
+        assert_eq!(v.parse::<i64>().unwrap(), version, "{stem}");
+        assert_eq!(d.replace('_', " "), description, "{stem}");
+        assert_eq!(std::fs::read_to_string(file).unwrap(), sql, "{stem}");
+    }
+}

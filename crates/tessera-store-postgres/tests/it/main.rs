@@ -1,0 +1,134 @@
+//! Integration tests of the PostgreSQL store: the shared conformance suite, each test in a fresh
+//! schema of the database at `TESSERA_TEST_DATABASE_URL`, plus what only PostgreSQL can show
+//! (schema isolation, several stores on one database as several nodes would have).
+//!
+//! When the server is unreachable the tests pass with a loud message, except under `CI=true`,
+//! where that is a failure.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod nodes;
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::Connection as _;
+use sqlx::postgres::PgConnection;
+use tessera_store_postgres::PgStore;
+use tessera_testkit::TestStore;
+
+const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// The database the tests use.
+pub fn database_url() -> String {
+    std::env::var("TESSERA_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned())
+}
+
+/// A fresh schema name, `t_` and 16 hex digits.
+pub fn fresh_schema() -> String {
+    let bytes = tessera_domain::random::bytes::<8>();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("t_{hex}")
+}
+
+/// Whether the server answers. One plain connection, no pool retries, so a missing server
+/// costs milliseconds. Panics when it does not and `CI=true`.
+pub async fn server_available() -> bool {
+    let url = database_url();
+    let attempt = tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&url)).await;
+    let failure = match attempt {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            return true;
+        }
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "no answer within 5 s".to_owned(),
+    };
+    let shown = redact(&url);
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("PostgreSQL NOT AVAILABLE at {shown} ({failure}) and CI=true: failing");
+    }
+    // Straight to the stderr file descriptor, past the test harness's output capture.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n!!!!!!!! PostgreSQL NOT AVAILABLE at {shown} ({failure}): tests SKIPPED !!!!!!!!\n"
+    );
+    false
+}
+
+/// The URL without its password.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Drops a test schema with everything in it.
+pub async fn drop_schema(schema: &str) {
+    let Ok(mut conn) = PgConnection::connect(&database_url()).await else {
+        return;
+    };
+    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+    )))
+    .execute(&mut conn)
+    .await;
+    let _ = conn.close().await;
+}
+
+/// A fresh store in a fresh schema, dropped when the test is over; `None` if the server is
+/// unreachable (and not in CI).
+pub async fn fresh_store() -> Option<TestStore> {
+    if !server_available().await {
+        return None;
+    }
+    let schema = fresh_schema();
+    let store = PgStore::connect_with_schema(&database_url(), &schema)
+        .await
+        .expect("connect and migrate a fresh schema");
+    let handle = store.clone();
+    Some(TestStore::new(Arc::new(store)).with_cleanup(async move {
+        handle.close().await;
+        drop_schema(&schema).await;
+    }))
+}
+
+/// Runs `body` with `count` fresh schema names (in its own task, so that a panic still lets the
+/// schemas be dropped afterwards). Does nothing when the server is unreachable (outside CI).
+pub async fn in_fresh_schemas<F, Fut>(count: usize, body: F)
+where
+    F: FnOnce(Vec<String>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    if !server_available().await {
+        return;
+    }
+    let schemas: Vec<String> = (0..count).map(|_| fresh_schema()).collect();
+    let outcome = tokio::spawn(body(schemas.clone())).await;
+    for schema in &schemas {
+        drop_schema(schema).await;
+    }
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+mod conformance {
+    tessera_testkit::store_conformance_tests!(crate::fresh_store);
+}
+
+#[test]
+fn redaction_hides_the_password() {
+    assert_eq!(
+        redact("postgres://u:pw@h:5432/db"),
+        "postgres://u:***@h:5432/db"
+    );
+    assert_eq!(redact("postgres://u@h/db"), "postgres://u:***@h/db");
+    assert_eq!(redact("postgres:///db"), "postgres:///db");
+}

@@ -1,0 +1,576 @@
+//! The `tessera_domain::store` traits on one SQLite file, plus the schema migrations that shape
+//! it (`migrations/`, embedded in the binary).
+//!
+//! The file is opened in WAL mode with `synchronous=FULL` (a commit survives a kill -9 or a power
+//! cut once the call returns), foreign keys on and a 5 s busy timeout. Writes go through a pool of
+//! one connection, so that writers in this process queue instead of fighting for SQLite's lock;
+//! reads use a small pool of their own. Errors are mapped onto `StoreError` and never carry a
+//! secret.
+//!
+//! Depends on `tessera-domain` and sqlx only; never on the server, the CLI, the PostgreSQL store
+//! or any HTTP type.
+
+mod decode;
+mod error;
+mod migrations;
+
+use std::fs::{DirBuilder, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use tessera_domain::StoreError;
+use tessera_domain::account::{Account, AccountId, NewAccount, Username};
+use tessera_domain::admin::AdminTokenRecord;
+use tessera_domain::audit::AuditEvent;
+use tessera_domain::clock::UnixTime;
+use tessera_domain::credential::password::PasswordHash;
+use tessera_domain::session::{Session, SessionId, TokenHash};
+use tessera_domain::store::{
+    AccountStore, AdminTokenStore, AuditStore, SecretStore, SessionStore, Store, StoreResult,
+};
+
+use crate::decode::{account_from_row, audit_from_row, groups_json, json_list, session_from_row};
+use crate::error::{Op, map_err};
+
+/// How long SQLite waits for a lock held by another connection or process.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a caller waits for a pooled connection before `Unavailable`.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Read connections (WAL lets them run beside the writer).
+const READERS: u32 = 4;
+
+/// Columns of `accounts` in the order `decode::account_from_row` reads them (by name).
+const ACCOUNT_COLUMNS: &str = "id, username, email, groups, role, disabled, password_hash, \
+     failed_logins, locked_until, created_at, updated_at";
+
+/// The store on one SQLite database file. Cheap to clone (the pools are shared).
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    /// One connection: every write in this process queues here.
+    writer: SqlitePool,
+    /// Several read connections.
+    reader: SqlitePool,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `path` and applies pending migrations.
+    ///
+    /// A missing parent directory is created with mode 0700 and a missing file with mode 0600
+    /// (on unix); existing ones keep their modes.
+    pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        create_private_file(path)?;
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(false)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        // The writer first: it switches a fresh file to WAL before any reader opens it.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options.clone())
+            .await
+            .map_err(|e| map_err(Op::Open, e))?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|e| map_err(Op::Open, e))?;
+        let store = SqliteStore {
+            writer,
+            reader,
+            path: path.to_owned(),
+        };
+        // SQLite has no migration lock: a second process migrating the same new file at the
+        // same moment fails once, and then finds the work done.
+        if store.migrate().await.is_err() {
+            store.migrate().await?;
+        }
+        Ok(store)
+    }
+
+    /// Applies the embedded migrations that have not run yet. Idempotent; `open` calls it.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        migrations::migrator()
+            .run(&self.writer)
+            .await
+            .map_err(error::map_migrate_err)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Closes every connection, checkpointing the WAL; later calls fail with `Unavailable`.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+/// Creates the parent directory (0700) and the file (0600) when they are missing, so that the
+/// database never exists, even briefly, with the process umask's permissions.
+fn create_private_file(path: &Path) -> Result<(), StoreError> {
+    let io = |what: &'static str| {
+        move |e: std::io::Error| {
+            StoreError::Unavailable(format!("cannot {what} the database file: {}", e.kind()))
+        }
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let mut builder = DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(io("create the directory of"))?;
+    }
+    let mut open = OpenOptions::new();
+    open.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+    open.open(path).map_err(io("create"))?;
+    Ok(())
+}
+
+#[async_trait]
+impl AccountStore for SqliteStore {
+    async fn create_account(
+        &self,
+        new: &NewAccount,
+        id: &AccountId,
+        password: Option<&PasswordHash>,
+        now: UnixTime,
+    ) -> StoreResult<Account> {
+        let mut groups = new.groups.clone();
+        groups.sort();
+        groups.dedup();
+        sqlx::query(
+            "INSERT INTO accounts (id, username, email, groups, role, disabled, password_hash, \
+             failed_logins, locked_until, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, 0, NULL, ?7, ?7)",
+        )
+        .bind(id.as_str())
+        .bind(new.username.as_str())
+        .bind(new.email.as_ref().map(|e| e.as_str()))
+        .bind(groups_json(&groups))
+        .bind(new.role.as_str())
+        .bind(password.map(PasswordHash::as_str))
+        .bind(now.0)
+        .execute(&self.writer)
+        .await
+        .map_err(|e| map_err(Op::CreateAccount, e))?;
+        Ok(Account {
+            id: id.clone(),
+            username: new.username.clone(),
+            email: new.email.clone(),
+            groups,
+            role: new.role,
+            disabled: false,
+            failed_logins: 0,
+            locked_until: None,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    async fn account_by_username(
+        &self,
+        username: &Username,
+    ) -> StoreResult<Option<(Account, Option<PasswordHash>)>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE username = ?1"
+        )))
+        .bind(username.as_str())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(|e| map_err(Op::Read, e))?;
+        row.map(|r| {
+            let hash: Option<String> = decode::get(&r, "password_hash")?;
+            Ok((account_from_row(&r)?, hash.map(PasswordHash::from_stored)))
+        })
+        .transpose()
+    }
+
+    async fn account_by_id(&self, id: &AccountId) -> StoreResult<Option<Account>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?1"
+        )))
+        .bind(id.as_str())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(|e| map_err(Op::Read, e))?;
+        row.as_ref().map(account_from_row).transpose()
+    }
+
+    async fn list_accounts(&self) -> StoreResult<Vec<Account>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY username"
+        )))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(|e| map_err(Op::Read, e))?;
+        rows.iter().map(account_from_row).collect()
+    }
+
+    async fn count_admins(&self) -> StoreResult<u64> {
+        count(
+            sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE role = 'admin'")
+                .fetch_one(&self.reader)
+                .await,
+        )
+    }
+
+    async fn set_disabled(
+        &self,
+        id: &AccountId,
+        disabled: bool,
+        now: UnixTime,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE accounts SET disabled = ?2, updated_at = ?3 WHERE id = ?1")
+            .bind(id.as_str())
+            .bind(disabled)
+            .bind(now.0)
+            .execute(&self.writer)
+            .await
+            .map_err(|e| map_err(Op::Write, e))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn set_password(
+        &self,
+        id: &AccountId,
+        hash: &PasswordHash,
+        now: UnixTime,
+    ) -> StoreResult<bool> {
+        let done =
+            sqlx::query("UPDATE accounts SET password_hash = ?2, updated_at = ?3 WHERE id = ?1")
+                .bind(id.as_str())
+                .bind(hash.as_str())
+                .bind(now.0)
+                .execute(&self.writer)
+                .await
+                .map_err(|e| map_err(Op::Write, e))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_account(&self, id: &AccountId) -> StoreResult<bool> {
+        // Sessions go with it (ON DELETE CASCADE; foreign keys are on for every connection).
+        let done = sqlx::query("DELETE FROM accounts WHERE id = ?1")
+            .bind(id.as_str())
+            .execute(&self.writer)
+            .await
+            .map_err(|e| map_err(Op::Write, e))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn record_login_failure(
+        &self,
+        id: &AccountId,
+        lock_after: u32,
+        lock_until: UnixTime,
+        now: UnixTime,
+    ) -> StoreResult<Option<Account>> {
+        // One statement: the count, the lock and the restart are decided on the row as it is
+        // when the write lock is held, so concurrent failures are all counted.
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE accounts SET \
+                 locked_until = CASE WHEN failed_logins + 1 >= ?2 THEN ?3 ELSE locked_until END, \
+                 failed_logins = CASE WHEN failed_logins + 1 >= ?2 THEN 0 \
+                                      ELSE failed_logins + 1 END, \
+                 updated_at = ?4 \
+             WHERE id = ?1 RETURNING {ACCOUNT_COLUMNS}"
+        )))
+        .bind(id.as_str())
+        .bind(i64::from(lock_after))
+        .bind(lock_until.0)
+        .bind(now.0)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(|e| map_err(Op::Write, e))?;
+        row.as_ref().map(account_from_row).transpose()
+    }
+
+    async fn record_login_success(&self, id: &AccountId, now: UnixTime) -> StoreResult<()> {
+        // Writes only when there is something to clear, so most logins cost no write. A lock
+        // still in force is kept: it may have been set by a concurrent failure.
+        sqlx::query(
+            "UPDATE accounts SET failed_logins = 0, \
+                 locked_until = CASE WHEN locked_until <= ?2 THEN NULL ELSE locked_until END, \
+                 updated_at = ?2 \
+             WHERE id = ?1 AND (failed_logins <> 0 OR locked_until <= ?2)",
+        )
+        .bind(id.as_str())
+        .bind(now.0)
+        .execute(&self.writer)
+        .await
+        .map_err(|e| map_err(Op::Write, e))?;
+        Ok(())
+    }
+
+    async fn unlock(&self, id: &AccountId, now: UnixTime) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE accounts SET failed_logins = 0, locked_until = NULL, updated_at = ?2 \
+             WHERE id = ?1",
+        )
+        .bind(id.as_str())
+        .bind(now.0)
+        .execute(&self.writer)
+        .await
+        .map_err(|e| map_err(Op::Write, e))?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+/// Columns of `sessions` read by `decode::session_from_row`.
+const SESSION_COLUMNS: &str = "id, token_hash, account_id, created_at, last_seen_at, \
+     expires_at, csrf, amr, ip, user_agent";
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn create_session(&self, session: &Session) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sessions (id, token_hash, account_id, created_at, last_seen_at, \
+             expires_at, csrf, amr, ip, user_agent) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
+        .bind(session.id.as_str())
+        .bind(&session.token_hash.0[..])
+        .bind(session.account_id.as_str())
+        .bind(session.created_at.0)
+        .bind(session.last_seen_at.0)
+        .bind(session.expires_at.0)
+        .bind(session.csrf.as_str())
+        .bind(json_list(&session.amr))
+        .bind(session.ip.as_deref())
+        .bind(session.user_agent.as_deref())
+        .execute(&self.writer)
+        .await
+        .map_err(|e| map_err(Op::CreateSession, e))?;
+        Ok(())
+    }
+
+    async fn session_by_token(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE token_hash = ?1"
+        )))
+        .bind(&hash.0[..])
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(|e| map_err(Op::Read, e))?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn sessions_of(&self, account: &AccountId) -> StoreResult<Vec<Session>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE account_id = ?1 \
+             ORDER BY created_at DESC, id DESC"
+        )))
+        .bind(account.as_str())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(|e| map_err(Op::Read, e))?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    async fn touch_sessions(&self, touches: &[(TokenHash, UnixTime)]) -> StoreResult<()> {
+        if touches.is_empty() {
+            return Ok(());
+        }
+        // One transaction, so one commit (one fsync) for the whole batch.
+        let mut tx = self
+            .writer
+            .begin()
+            .await
+            .map_err(|e| map_err(Op::Write, e))?;
+        for (hash, at) in touches {
+            sqlx::query(
+                "UPDATE sessions SET last_seen_at = MAX(last_seen_at, ?2) WHERE token_hash = ?1",
+            )
+            .bind(&hash.0[..])
+            .bind(at.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_err(Op::Write, e))?;
+        }
+        tx.commit().await.map_err(|e| map_err(Op::Write, e))
+    }
+
+    async fn delete_session(
+        &self,
+        account: &AccountId,
+        id: &SessionId,
+    ) -> StoreResult<Option<TokenHash>> {
+        let hash: Option<Vec<u8>> = sqlx::query_scalar(
+            "DELETE FROM sessions WHERE account_id = ?1 AND id = ?2 RETURNING token_hash",
+        )
+        .bind(account.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(|e| map_err(Op::Write, e))?;
+        hash.map(decode::token_hash).transpose()
+    }
+
+    async fn delete_session_by_token(&self, hash: &TokenHash) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM sessions WHERE token_hash = ?1")
+            .bind(&hash.0[..])
+            .execute(&self.writer)
+            .await
+            .map_err(|e| map_err(Op::Write, e))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_sessions_of(&self, account: &AccountId) -> StoreResult<Vec<TokenHash>> {
+        let hashes: Vec<Vec<u8>> =
+            sqlx::query_scalar("DELETE FROM sessions WHERE account_id = ?1 RETURNING token_hash")
+                .bind(account.as_str())
+                .fetch_all(&self.writer)
+                .await
+                .map_err(|e| map_err(Op::Write, e))?;
+        hashes.into_iter().map(decode::token_hash).collect()
+    }
+
+    async fn delete_expired_sessions(&self, now: UnixTime, idle_timeout: i64) -> StoreResult<u64> {
+        // Expired when `now >= expires_at` or `now >= last_seen_at + idle` (the complement of
+        // `Session::is_active`), with the sum moved to the constant side so it cannot overflow.
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= ?1 OR last_seen_at <= ?2")
+            .bind(now.0)
+            .bind(now.0.saturating_sub(idle_timeout))
+            .execute(&self.writer)
+            .await
+            .map_err(|e| map_err(Op::Write, e))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn count_active_sessions(&self, now: UnixTime, idle_timeout: i64) -> StoreResult<u64> {
+        count(
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM sessions WHERE expires_at > ?1 AND last_seen_at > ?2",
+            )
+            .bind(now.0)
+            .bind(now.0.saturating_sub(idle_timeout))
+            .fetch_one(&self.reader)
+            .await,
+        )
+    }
+}
+
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO audit (at, kind, account_id, username, ip, detail) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .bind(event.at.0)
+        .bind(event.kind.as_str())
+        .bind(event.account_id.as_ref().map(AccountId::as_str))
+        .bind(event.username.as_deref())
+        .bind(event.ip.as_deref())
+        .bind(event.detail.as_deref())
+        .execute(&self.writer)
+        .await
+        .map_err(|e| map_err(Op::Write, e))?;
+        Ok(())
+    }
+
+    async fn recent_audit(&self, limit: u32) -> StoreResult<Vec<AuditEvent>> {
+        let rows = sqlx::query(
+            "SELECT at, kind, account_id, username, ip, detail FROM audit \
+             ORDER BY at DESC, id DESC LIMIT ?1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(|e| map_err(Op::Read, e))?;
+        rows.iter().map(audit_from_row).collect()
+    }
+}
+
+#[async_trait]
+impl AdminTokenStore for SqliteStore {
+    async fn create_admin_token(&self, record: &AdminTokenRecord) -> StoreResult<()> {
+        sqlx::query("INSERT INTO admin_tokens (hash, label, created_at) VALUES (?1, ?2, ?3)")
+            .bind(&record.hash[..])
+            .bind(record.label.as_str())
+            .bind(record.created_at.0)
+            .execute(&self.writer)
+            .await
+            .map_err(|e| map_err(Op::CreateAdminToken, e))?;
+        Ok(())
+    }
+
+    async fn admin_token_exists(&self, hash: &[u8; 32]) -> StoreResult<bool> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM admin_tokens WHERE hash = ?1)")
+            .bind(&hash[..])
+            .fetch_one(&self.reader)
+            .await
+            .map_err(|e| map_err(Op::Read, e))
+    }
+
+    async fn count_admin_tokens(&self) -> StoreResult<u64> {
+        count(
+            sqlx::query_scalar("SELECT COUNT(*) FROM admin_tokens")
+                .fetch_one(&self.reader)
+                .await,
+        )
+    }
+}
+
+#[async_trait]
+impl SecretStore for SqliteStore {
+    async fn server_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>> {
+        // Both statements on the writer: it is the only connection that writes, so the value
+        // read is the one stored first, by this process or another.
+        sqlx::query(
+            "INSERT INTO server_secrets (name, value) VALUES (?1, ?2) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(candidate)
+        .execute(&self.writer)
+        .await
+        .map_err(|e| map_err(Op::Write, e))?;
+        sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = ?1")
+            .bind(name)
+            .fetch_one(&self.writer)
+            .await
+            .map_err(|e| map_err(Op::Read, e))
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        // The writer too: a server whose writes cannot get through is not ready.
+        for pool in [&self.reader, &self.writer] {
+            sqlx::query("SELECT 1")
+                .execute(pool)
+                .await
+                .map_err(|e| map_err(Op::Read, e))?;
+        }
+        Ok(())
+    }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+}
+
+/// A `COUNT(*)` result as `u64`.
+fn count(result: Result<i64, sqlx::Error>) -> StoreResult<u64> {
+    let n = result.map_err(|e| map_err(Op::Read, e))?;
+    u64::try_from(n).map_err(|_| StoreError::Corrupt("negative count".into()))
+}
+
+#[cfg(test)]
+mod tests;

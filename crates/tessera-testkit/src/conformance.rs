@@ -1,0 +1,948 @@
+//! The store conformance suite: what every `Store` must do, written once and run against each
+//! backend (see [`crate::store_conformance_tests!`]). Each case takes a fresh, empty, migrated
+//! store and panics on the first broken promise.
+//!
+//! Where the trait's documentation leaves a choice open, the suite pins the behaviour both
+//! backends share: groups come back sorted without duplicates; a session for an unknown account
+//! is a `Conflict`; `record_login_success` keeps a lock that is still in force; `recent_audit`
+//! breaks ties in `at` by insertion order.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use tessera_domain::StoreError;
+use tessera_domain::account::{Account, AccountId, Email, Group, NewAccount, Role, Username};
+use tessera_domain::admin::AdminTokenRecord;
+use tessera_domain::audit::{AuditEvent, AuditKind};
+use tessera_domain::clock::UnixTime;
+use tessera_domain::credential::password::PasswordHash;
+use tessera_domain::session::{Session, SessionId, SessionPolicy, SessionToken, TokenHash};
+use tessera_domain::store::Store;
+
+/// The time every case starts at.
+pub const T0: UnixTime = UnixTime(1_700_000_000);
+
+fn name(text: &str) -> Username {
+    Username::parse(text).expect("valid username")
+}
+
+fn new_account(username: &str, role: Role) -> NewAccount {
+    NewAccount {
+        username: name(username),
+        email: None,
+        groups: Vec::new(),
+        role,
+    }
+}
+
+fn phc(tag: &str) -> PasswordHash {
+    PasswordHash::from_stored(format!("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ${tag}"))
+}
+
+async fn create(store: &dyn Store, username: &str) -> Account {
+    store
+        .create_account(
+            &new_account(username, Role::User),
+            &AccountId::generate(),
+            Some(&phc(username)),
+            T0,
+        )
+        .await
+        .expect("create account")
+}
+
+fn session(account: &AccountId, created_at: UnixTime) -> Session {
+    Session {
+        id: SessionId::generate(),
+        token_hash: SessionToken::generate().hash(),
+        account_id: account.clone(),
+        created_at,
+        last_seen_at: created_at,
+        expires_at: created_at.plus(12 * 3600),
+        csrf: "csrf-token-value".to_owned(),
+        amr: vec!["pwd".to_owned()],
+        ip: Some("192.0.2.7".to_owned()),
+        user_agent: Some("test-agent/1.0".to_owned()),
+    }
+}
+
+async fn open_session(store: &dyn Store, account: &AccountId, created_at: UnixTime) -> Session {
+    let s = session(account, created_at);
+    store.create_session(&s).await.expect("create session");
+    s
+}
+
+fn hashes(sessions: &[Session]) -> BTreeSet<[u8; 32]> {
+    sessions.iter().map(|s| s.token_hash.0).collect()
+}
+
+/// Creating an account returns it as stored; it is found by name (any case) and id, with its
+/// hash; `None`s and empty lists round-trip.
+pub async fn accounts_create_and_look_up(store: Arc<dyn Store>) {
+    let id = AccountId::generate();
+    let new = NewAccount {
+        username: name("Ada.Lovelace"),
+        email: Some(Email::parse("ada@example.com").unwrap()),
+        groups: ["ops", "Admins", "ops", "team/a:b"]
+            .iter()
+            .map(|g| Group::parse(g).unwrap())
+            .collect(),
+        role: Role::Admin,
+    };
+    let hash = phc("ada");
+    let created = store
+        .create_account(&new, &id, Some(&hash), T0)
+        .await
+        .unwrap();
+    let expected = Account {
+        id: id.clone(),
+        username: name("ada.lovelace"),
+        email: Some(Email::parse("ada@example.com").unwrap()),
+        groups: ["Admins", "ops", "team/a:b"]
+            .iter()
+            .map(|g| Group::parse(g).unwrap())
+            .collect(),
+        role: Role::Admin,
+        disabled: false,
+        failed_logins: 0,
+        locked_until: None,
+        created_at: T0,
+        updated_at: T0,
+    };
+    assert_eq!(
+        created, expected,
+        "create_account returns the stored account"
+    );
+
+    let (found, found_hash) = store
+        .account_by_username(&name("ADA.lovelace"))
+        .await
+        .unwrap()
+        .expect("found by name, whatever case it was typed in");
+    assert_eq!(found, expected);
+    assert_eq!(
+        found_hash.as_ref().map(PasswordHash::as_str),
+        Some(hash.as_str())
+    );
+    assert_eq!(store.account_by_id(&id).await.unwrap(), Some(expected));
+
+    // No password, no email, no groups: the `None`s and the empty list come back as such.
+    let bare_id = AccountId::generate();
+    let bare = store
+        .create_account(&new_account("bare", Role::User), &bare_id, None, T0.plus(1))
+        .await
+        .unwrap();
+    let (found, found_hash) = store
+        .account_by_username(&name("bare"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found, bare);
+    assert_eq!(found.email, None);
+    assert!(found.groups.is_empty());
+    assert_eq!(found.role, Role::User);
+    assert_eq!(found.created_at, T0.plus(1));
+    assert!(found_hash.is_none());
+
+    assert!(
+        store
+            .account_by_username(&name("nobody"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .account_by_id(&AccountId::generate())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// A taken username or id is a `Conflict` that names no value and changes nothing.
+pub async fn accounts_duplicate_username_conflicts(store: Arc<dyn Store>) {
+    let first = create(&*store, "grace").await;
+    // `Username::parse` lower-cases, so "GRACE" is the same name.
+    let secret = phc("do-not-echo-this-hash");
+    let err = store
+        .create_account(
+            &new_account("GRACE", Role::Admin),
+            &AccountId::generate(),
+            Some(&secret),
+            T0.plus(5),
+        )
+        .await
+        .expect_err("duplicate username");
+    assert!(
+        matches!(err, StoreError::Conflict(m) if m.contains("username")),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        !text.contains("grace") && !text.contains("do-not-echo"),
+        "errors never echo values: {text}"
+    );
+
+    // The same id under another name is a conflict too.
+    let err = store
+        .create_account(&new_account("hopper", Role::User), &first.id, None, T0)
+        .await
+        .expect_err("duplicate id");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+
+    // Nothing changed.
+    assert_eq!(store.list_accounts().await.unwrap(), vec![first.clone()]);
+    let (_, hash) = store
+        .account_by_username(&name("grace"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        hash.as_ref().map(PasswordHash::as_str),
+        Some(phc("grace").as_str())
+    );
+    assert_eq!(store.count_admins().await.unwrap(), 0);
+}
+
+/// `list_accounts` sorts by username bytes; `count_admins` counts the admin role.
+pub async fn accounts_list_is_ordered_and_admins_counted(store: Arc<dyn Store>) {
+    assert!(store.list_accounts().await.unwrap().is_empty());
+    assert_eq!(store.count_admins().await.unwrap(), 0);
+    // Punctuation sorts by byte value, as in Rust, not by a locale's collation rules.
+    let names = ["b", "a_b", "ab", "a.b", "a-c", "a", "a@z", "0day", "ab.c"];
+    for (i, n) in names.iter().enumerate() {
+        let role = if i % 3 == 0 { Role::Admin } else { Role::User };
+        store
+            .create_account(&new_account(n, role), &AccountId::generate(), None, T0)
+            .await
+            .unwrap();
+    }
+    let listed: Vec<String> = store
+        .list_accounts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.username.as_str().to_owned())
+        .collect();
+    let mut expected: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
+    expected.sort();
+    assert_eq!(listed, expected);
+    assert_eq!(store.count_admins().await.unwrap(), 3);
+
+    // Disabled admins still count (the trait counts the role, nothing else).
+    let admin = store
+        .account_by_username(&name("b"))
+        .await
+        .unwrap()
+        .unwrap()
+        .0;
+    assert_eq!(admin.role, Role::Admin);
+    store.set_disabled(&admin.id, true, T0).await.unwrap();
+    assert_eq!(store.count_admins().await.unwrap(), 3);
+}
+
+/// `set_disabled` flips the flag, stamps `updated_at` and reports unknown ids.
+pub async fn accounts_disable_and_enable(store: Arc<dyn Store>) {
+    let a = create(&*store, "linus").await;
+    let other = create(&*store, "other").await;
+    assert!(store.set_disabled(&a.id, true, T0.plus(10)).await.unwrap());
+    let got = store.account_by_id(&a.id).await.unwrap().unwrap();
+    assert!(got.disabled);
+    assert_eq!(got.updated_at, T0.plus(10));
+    assert_eq!(got.created_at, T0);
+    // Setting the same value again still reports that the account exists.
+    assert!(store.set_disabled(&a.id, true, T0.plus(11)).await.unwrap());
+    assert!(store.set_disabled(&a.id, false, T0.plus(20)).await.unwrap());
+    let got = store.account_by_id(&a.id).await.unwrap().unwrap();
+    assert!(!got.disabled);
+    assert_eq!(got.updated_at, T0.plus(20));
+    assert!(
+        !store
+            .set_disabled(&AccountId::generate(), true, T0)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.account_by_id(&other.id).await.unwrap(), Some(other));
+}
+
+/// `set_password` replaces one account's hash and reports unknown ids.
+pub async fn accounts_set_password(store: Arc<dyn Store>) {
+    let a = create(&*store, "margaret").await;
+    let b = create(&*store, "hamilton").await;
+    let new_hash = phc("new");
+    assert!(
+        store
+            .set_password(&a.id, &new_hash, T0.plus(30))
+            .await
+            .unwrap()
+    );
+    let (got, hash) = store
+        .account_by_username(&a.username)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(hash, Some(new_hash.clone()));
+    assert_eq!(got.updated_at, T0.plus(30));
+    // The other account keeps its own hash.
+    let (_, other_hash) = store
+        .account_by_username(&b.username)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(other_hash, Some(phc("hamilton")));
+    assert!(
+        !store
+            .set_password(&AccountId::generate(), &new_hash, T0)
+            .await
+            .unwrap()
+    );
+}
+
+/// Deleting an account deletes its sessions, not other accounts' sessions nor its audit trail.
+pub async fn accounts_delete_cascades_to_sessions_only(store: Arc<dyn Store>) {
+    let doomed = create(&*store, "doomed").await;
+    let keeper = create(&*store, "keeper").await;
+    let s1 = open_session(&*store, &doomed.id, T0).await;
+    let s2 = open_session(&*store, &doomed.id, T0.plus(1)).await;
+    let kept = open_session(&*store, &keeper.id, T0).await;
+    let event = AuditEvent::new(AuditKind::AccountCreated, T0)
+        .account(&doomed.id)
+        .username("doomed");
+    store.append_audit(&event).await.unwrap();
+
+    assert!(store.delete_account(&doomed.id).await.unwrap());
+    assert!(store.account_by_id(&doomed.id).await.unwrap().is_none());
+    assert!(
+        store
+            .account_by_username(&doomed.username)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    for s in [&s1, &s2] {
+        assert!(
+            store
+                .session_by_token(&s.token_hash)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    assert!(store.sessions_of(&doomed.id).await.unwrap().is_empty());
+    assert_eq!(
+        store.session_by_token(&kept.token_hash).await.unwrap(),
+        Some(kept)
+    );
+    // The audit log outlives the account it names.
+    assert_eq!(store.recent_audit(10).await.unwrap(), vec![event]);
+    assert!(!store.delete_account(&doomed.id).await.unwrap());
+    // The name is free again.
+    create(&*store, "doomed").await;
+}
+
+/// `record_login_failure` counts, locks at the threshold, restarts the count and keeps the lock.
+pub async fn login_failures_count_lock_and_restart(store: Arc<dyn Store>) {
+    let a = create(&*store, "mallory").await;
+    let until = T0.plus(900);
+    for n in 1..=2u32 {
+        let after = store
+            .record_login_failure(&a.id, 3, until, T0.plus(i64::from(n)))
+            .await
+            .unwrap()
+            .expect("account exists");
+        assert_eq!(after.failed_logins, n);
+        assert_eq!(after.locked_until, None);
+        assert_eq!(after.updated_at, T0.plus(i64::from(n)));
+    }
+    // The third failure reaches the threshold: locked, and the count restarts.
+    let after = store
+        .record_login_failure(&a.id, 3, until, T0.plus(3))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.failed_logins, 0);
+    assert_eq!(after.locked_until, Some(until));
+    assert!(after.is_locked(T0.plus(3)));
+    assert_eq!(store.account_by_id(&a.id).await.unwrap(), Some(after));
+    // Counting goes on from zero and the lock stays.
+    let after = store
+        .record_login_failure(&a.id, 3, T0.plus(5000), T0.plus(4))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.failed_logins, 1);
+    assert_eq!(after.locked_until, Some(until));
+    // A threshold of one locks at once.
+    let b = create(&*store, "eve").await;
+    let after = store
+        .record_login_failure(&b.id, 1, until, T0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((after.failed_logins, after.locked_until), (0, Some(until)));
+    // The other fields are untouched.
+    assert_eq!(after.username, b.username);
+    assert_eq!(after.created_at, b.created_at);
+    assert!(
+        store
+            .record_login_failure(&AccountId::generate(), 3, until, T0)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// `record_login_success` clears the count but not a lock still in force.
+pub async fn login_success_resets_failures(store: Arc<dyn Store>) {
+    let a = create(&*store, "trudy").await;
+    for _ in 0..2 {
+        store
+            .record_login_failure(&a.id, 5, T0.plus(900), T0)
+            .await
+            .unwrap();
+    }
+    store.record_login_success(&a.id, T0.plus(1)).await.unwrap();
+    let got = store.account_by_id(&a.id).await.unwrap().unwrap();
+    assert_eq!(got.failed_logins, 0);
+    assert_eq!(got.locked_until, None);
+    // Nothing to clear: still fine, nothing changes.
+    store.record_login_success(&a.id, T0.plus(2)).await.unwrap();
+    let again = store.account_by_id(&a.id).await.unwrap().unwrap();
+    assert_eq!((again.failed_logins, again.locked_until), (0, None));
+    // A lock still in force (set by a concurrent failure) is not lifted by a success.
+    store
+        .record_login_failure(&a.id, 1, T0.plus(900), T0.plus(3))
+        .await
+        .unwrap();
+    store
+        .record_login_failure(&a.id, 5, T0.plus(900), T0.plus(4))
+        .await
+        .unwrap();
+    store.record_login_success(&a.id, T0.plus(5)).await.unwrap();
+    let got = store.account_by_id(&a.id).await.unwrap().unwrap();
+    assert_eq!(got.failed_logins, 0);
+    assert_eq!(got.locked_until, Some(T0.plus(900)));
+    // Unknown ids are not an error.
+    store
+        .record_login_success(&AccountId::generate(), T0)
+        .await
+        .unwrap();
+}
+
+/// `unlock` lifts the lock and clears the count.
+pub async fn unlock_clears_lock_and_count(store: Arc<dyn Store>) {
+    let a = create(&*store, "locked").await;
+    store
+        .record_login_failure(&a.id, 1, T0.plus(900), T0)
+        .await
+        .unwrap();
+    store
+        .record_login_failure(&a.id, 5, T0.plus(900), T0)
+        .await
+        .unwrap();
+    let before = store.account_by_id(&a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (before.failed_logins, before.locked_until),
+        (1, Some(T0.plus(900)))
+    );
+    assert!(store.unlock(&a.id, T0.plus(60)).await.unwrap());
+    let after = store.account_by_id(&a.id).await.unwrap().unwrap();
+    assert_eq!(after.failed_logins, 0);
+    assert_eq!(after.locked_until, None);
+    assert!(!after.is_locked(T0.plus(60)));
+    assert_eq!(after.updated_at, T0.plus(60));
+    assert!(!store.unlock(&AccountId::generate(), T0).await.unwrap());
+}
+
+/// Concurrent failures from many tasks are each counted exactly once.
+pub async fn login_failures_are_atomic_under_concurrency(store: Arc<dyn Store>) {
+    const TASKS: u32 = 20;
+    let a = create(&*store, "contended").await;
+    let mut tasks = Vec::new();
+    for _ in 0..TASKS {
+        let store = Arc::clone(&store);
+        let id = a.id.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .record_login_failure(&id, 100, T0.plus(900), T0)
+                .await
+                .expect("record failure")
+                .expect("account exists")
+                .failed_logins
+        }));
+    }
+    let mut seen = BTreeSet::new();
+    for t in tasks {
+        seen.insert(t.await.unwrap());
+    }
+    // Every update saw a different count: none was lost or doubled.
+    assert_eq!(seen, (1..=TASKS).collect::<BTreeSet<_>>());
+    let got = store.account_by_id(&a.id).await.unwrap().unwrap();
+    assert_eq!(got.failed_logins, TASKS);
+    assert_eq!(got.locked_until, None);
+
+    // With a threshold of 7, twenty failures lock exactly twice and leave 20 % 7 counted.
+    let b = create(&*store, "contended2").await;
+    let mut tasks = Vec::new();
+    for _ in 0..TASKS {
+        let store = Arc::clone(&store);
+        let id = b.id.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .record_login_failure(&id, 7, T0.plus(900), T0)
+                .await
+                .unwrap()
+                .unwrap()
+                .failed_logins
+        }));
+    }
+    let mut restarts = 0;
+    for t in tasks {
+        if t.await.unwrap() == 0 {
+            restarts += 1;
+        }
+    }
+    assert_eq!(restarts, 2);
+    let got = store.account_by_id(&b.id).await.unwrap().unwrap();
+    assert_eq!(got.failed_logins, TASKS % 7);
+    assert_eq!(got.locked_until, Some(T0.plus(900)));
+}
+
+/// Every session field, including Unicode user agents and `None`s, comes back as stored.
+pub async fn sessions_round_trip_every_field(store: Arc<dyn Store>) {
+    let a = create(&*store, "roundtrip").await;
+    let full = Session {
+        amr: vec!["pwd".to_owned(), "otp".to_owned()],
+        ip: Some("2001:db8::1".to_owned()),
+        user_agent: Some("Mozilla/5.0 (X11; Linux) — Ünïcödé 日本語 🦀 \"quoted\" 'x'".to_owned()),
+        csrf: "Zm9vYmFyYmF6cXV4cXV1eHF1dXhxdXV4cXV1eHF1dXg".to_owned(),
+        last_seen_at: T0.plus(7),
+        expires_at: T0.plus(43_200),
+        ..session(&a.id, T0)
+    };
+    let bare = Session {
+        amr: Vec::new(),
+        ip: None,
+        user_agent: None,
+        ..session(&a.id, T0.plus(1))
+    };
+    for s in [&full, &bare] {
+        store.create_session(s).await.unwrap();
+        assert_eq!(
+            store
+                .session_by_token(&s.token_hash)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(s)
+        );
+    }
+    assert_eq!(
+        store.sessions_of(&a.id).await.unwrap(),
+        vec![bare.clone(), full.clone()]
+    );
+    assert!(
+        store
+            .session_by_token(&SessionToken::generate().hash())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Expired sessions are returned too: the caller decides.
+    let old = Session {
+        expires_at: T0.plus(-1),
+        ..session(&a.id, T0.plus(-100))
+    };
+    store.create_session(&old).await.unwrap();
+    assert_eq!(
+        store.session_by_token(&old.token_hash).await.unwrap(),
+        Some(old)
+    );
+}
+
+/// `sessions_of` lists one account's sessions, newest first.
+pub async fn sessions_of_lists_newest_first(store: Arc<dyn Store>) {
+    let a = create(&*store, "many").await;
+    let b = create(&*store, "few").await;
+    let s0 = open_session(&*store, &a.id, T0).await;
+    let s10 = open_session(&*store, &a.id, T0.plus(10)).await;
+    let s5 = open_session(&*store, &a.id, T0.plus(5)).await;
+    let other = open_session(&*store, &b.id, T0.plus(20)).await;
+    assert_eq!(store.sessions_of(&a.id).await.unwrap(), vec![s10, s5, s0]);
+    assert_eq!(store.sessions_of(&b.id).await.unwrap(), vec![other]);
+    assert!(
+        store
+            .sessions_of(&AccountId::generate())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// `touch_sessions` applies a batch and never moves `last_seen_at` backwards.
+pub async fn sessions_touch_moves_forward_only(store: Arc<dyn Store>) {
+    let a = create(&*store, "toucher").await;
+    let s1 = open_session(&*store, &a.id, T0.plus(100)).await;
+    let s2 = open_session(&*store, &a.id, T0.plus(100)).await;
+    let s3 = open_session(&*store, &a.id, T0.plus(100)).await;
+    let untouched = open_session(&*store, &a.id, T0.plus(100)).await;
+    store.touch_sessions(&[]).await.unwrap();
+    store
+        .touch_sessions(&[
+            (s1.token_hash, T0.plus(160)),
+            (s2.token_hash, T0.plus(50)), // backwards: ignored
+            (s3.token_hash, T0.plus(400)),
+            (SessionToken::generate().hash(), T0.plus(999)), // unknown: ignored
+            (s1.token_hash, T0.plus(130)), // an older duplicate in the batch does not win
+        ])
+        .await
+        .unwrap();
+    let seen = |s: &Session| {
+        let store = Arc::clone(&store);
+        let hash = s.token_hash;
+        async move {
+            store
+                .session_by_token(&hash)
+                .await
+                .unwrap()
+                .unwrap()
+                .last_seen_at
+        }
+    };
+    assert_eq!(seen(&s1).await, T0.plus(160));
+    assert_eq!(seen(&s2).await, T0.plus(100));
+    assert_eq!(seen(&s3).await, T0.plus(400));
+    assert_eq!(seen(&untouched).await, T0.plus(100));
+    // A later, staler batch changes nothing; other fields never move.
+    store
+        .touch_sessions(&[(s3.token_hash, T0.plus(300))])
+        .await
+        .unwrap();
+    let got = store
+        .session_by_token(&s3.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        got,
+        Session {
+            last_seen_at: T0.plus(400),
+            ..s3
+        }
+    );
+}
+
+/// `delete_session` deletes a session only when the account owns it.
+pub async fn sessions_delete_one_only_for_its_owner(store: Arc<dyn Store>) {
+    let owner = create(&*store, "owner").await;
+    let intruder = create(&*store, "intruder").await;
+    let s = open_session(&*store, &owner.id, T0).await;
+    let keep = open_session(&*store, &owner.id, T0.plus(1)).await;
+    assert_eq!(
+        store.delete_session(&intruder.id, &s.id).await.unwrap(),
+        None,
+        "another account's session id is not found"
+    );
+    assert!(
+        store
+            .session_by_token(&s.token_hash)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        store.delete_session(&owner.id, &s.id).await.unwrap(),
+        Some(s.token_hash)
+    );
+    assert!(
+        store
+            .session_by_token(&s.token_hash)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(store.delete_session(&owner.id, &s.id).await.unwrap(), None);
+    assert_eq!(store.sessions_of(&owner.id).await.unwrap(), vec![keep]);
+}
+
+/// `delete_session_by_token` deletes exactly that session.
+pub async fn sessions_delete_by_token(store: Arc<dyn Store>) {
+    let a = create(&*store, "logout").await;
+    let s = open_session(&*store, &a.id, T0).await;
+    let keep = open_session(&*store, &a.id, T0.plus(1)).await;
+    assert!(store.delete_session_by_token(&s.token_hash).await.unwrap());
+    assert!(!store.delete_session_by_token(&s.token_hash).await.unwrap());
+    assert!(
+        !store
+            .delete_session_by_token(&SessionToken::generate().hash())
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.sessions_of(&a.id).await.unwrap(), vec![keep]);
+}
+
+/// `delete_sessions_of` deletes and returns every session of one account.
+pub async fn sessions_delete_all_of_an_account(store: Arc<dyn Store>) {
+    let a = create(&*store, "everywhere").await;
+    let b = create(&*store, "bystander").await;
+    let mine = vec![
+        open_session(&*store, &a.id, T0).await,
+        open_session(&*store, &a.id, T0.plus(1)).await,
+        open_session(&*store, &a.id, T0.plus(2)).await,
+    ];
+    let theirs = open_session(&*store, &b.id, T0).await;
+    let deleted: BTreeSet<[u8; 32]> = store
+        .delete_sessions_of(&a.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h: TokenHash| h.0)
+        .collect();
+    assert_eq!(deleted, hashes(&mine));
+    assert!(store.sessions_of(&a.id).await.unwrap().is_empty());
+    assert!(store.delete_sessions_of(&a.id).await.unwrap().is_empty());
+    assert_eq!(store.sessions_of(&b.id).await.unwrap(), vec![theirs]);
+    // The account itself stays.
+    assert!(store.account_by_id(&a.id).await.unwrap().is_some());
+}
+
+/// Expiry and the active count agree with `Session::is_active` on both timeouts and their
+/// boundaries.
+pub async fn sessions_expire_by_absolute_and_idle_timeout(store: Arc<dyn Store>) {
+    let policy = SessionPolicy::default();
+    let idle = policy.idle_timeout;
+    let now = T0.plus(100_000);
+    let a = create(&*store, "expiry").await;
+    let make = |created: i64, seen: i64, expires: i64| Session {
+        created_at: now.plus(created),
+        last_seen_at: now.plus(seen),
+        expires_at: now.plus(expires),
+        ..session(&a.id, now)
+    };
+    let cases = [
+        ("active", make(-100, -100, 1000)),
+        ("absolute end reached", make(-40_000, -10, 0)),
+        ("absolute end passed", make(-50_000, -5, -1)),
+        ("idle end reached", make(-idle, -idle, 1000)),
+        ("idle end passed", make(-idle - 50, -idle - 1, 1000)),
+        ("one second of idle left", make(-idle, -idle + 1, 1000)),
+        ("one second of life left", make(-40_000, -1, 1)),
+    ];
+    for (_, s) in &cases {
+        store.create_session(s).await.unwrap();
+    }
+    let active: Vec<&Session> = cases
+        .iter()
+        .map(|(_, s)| s)
+        .filter(|s| s.is_active(now, &policy))
+        .collect();
+    assert_eq!(
+        active.len(),
+        3,
+        "the fixture covers both sides of each boundary"
+    );
+    assert_eq!(
+        store.count_active_sessions(now, idle).await.unwrap(),
+        active.len() as u64
+    );
+    // Nothing has expired an hour earlier except what was already past its absolute end.
+    assert_eq!(
+        store
+            .count_active_sessions(now.plus(-1), idle)
+            .await
+            .unwrap(),
+        cases
+            .iter()
+            .filter(|(_, s)| s.is_active(now.plus(-1), &policy))
+            .count() as u64
+    );
+    let deleted = store.delete_expired_sessions(now, idle).await.unwrap();
+    assert_eq!(deleted, (cases.len() - active.len()) as u64);
+    for (label, s) in &cases {
+        let kept = store
+            .session_by_token(&s.token_hash)
+            .await
+            .unwrap()
+            .is_some();
+        assert_eq!(kept, s.is_active(now, &policy), "{label}");
+    }
+    assert_eq!(store.delete_expired_sessions(now, idle).await.unwrap(), 0);
+    // Far in the future everything is gone; an enormous idle timeout does not overflow.
+    assert_eq!(
+        store
+            .count_active_sessions(UnixTime(i64::MIN), i64::MAX)
+            .await
+            .unwrap(),
+        active.len() as u64
+    );
+    assert_eq!(
+        store
+            .delete_expired_sessions(now.plus(10 * 86_400), idle)
+            .await
+            .unwrap(),
+        active.len() as u64
+    );
+    assert_eq!(store.count_active_sessions(now, idle).await.unwrap(), 0);
+}
+
+/// A reused token hash or id, or an unknown account, is a `Conflict` and stores nothing.
+pub async fn sessions_create_conflicts_and_needs_an_account(store: Arc<dyn Store>) {
+    let a = create(&*store, "conflicts").await;
+    let s = open_session(&*store, &a.id, T0).await;
+    let same_token = Session {
+        token_hash: s.token_hash,
+        ..session(&a.id, T0.plus(1))
+    };
+    let err = store
+        .create_session(&same_token)
+        .await
+        .expect_err("same token");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    let same_id = Session {
+        id: s.id.clone(),
+        ..session(&a.id, T0.plus(2))
+    };
+    let err = store.create_session(&same_id).await.expect_err("same id");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert!(!err.to_string().contains(s.id.as_str()), "{err}");
+    let orphan = session(&AccountId::generate(), T0);
+    let err = store.create_session(&orphan).await.expect_err("no account");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert!(
+        store
+            .session_by_token(&orphan.token_hash)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(store.sessions_of(&a.id).await.unwrap(), vec![s]);
+}
+
+/// Audit events round-trip and `recent_audit` lists them newest first, up to the limit.
+pub async fn audit_appends_and_lists_newest_first(store: Arc<dyn Store>) {
+    assert!(store.recent_audit(10).await.unwrap().is_empty());
+    let id = AccountId::generate();
+    let events = vec![
+        AuditEvent::new(AuditKind::LoginFailure, T0)
+            .username("Ünïcödé\nname")
+            .ip(Some("198.51.100.4"))
+            .detail("wrong_password"),
+        AuditEvent::new(AuditKind::AccountCreated, T0.plus(1)).account(&id),
+        // Same second as the next one: insertion order breaks the tie.
+        AuditEvent::new(AuditKind::LoginSuccess, T0.plus(2))
+            .account(&id)
+            .username("ada"),
+        AuditEvent::new(AuditKind::Logout, T0.plus(2)).account(&id),
+        AuditEvent::new(AuditKind::SessionsRevoked, T0.plus(3)).detail("3"),
+    ];
+    for e in &events {
+        store.append_audit(e).await.unwrap();
+    }
+    // An event stamped earlier (another node's clock) sorts by its time, not its arrival.
+    let late = AuditEvent::new(AuditKind::AdminTokenCreated, T0.plus(-10));
+    store.append_audit(&late).await.unwrap();
+
+    let mut newest_first: Vec<AuditEvent> = events.iter().rev().cloned().collect();
+    newest_first.push(late);
+    assert_eq!(store.recent_audit(100).await.unwrap(), newest_first);
+    assert_eq!(store.recent_audit(3).await.unwrap(), newest_first[..3]);
+    assert!(store.recent_audit(0).await.unwrap().is_empty());
+    assert_eq!(
+        store.recent_audit(u32::MAX).await.unwrap().len(),
+        newest_first.len()
+    );
+    // Every kind survives the round trip.
+    use AuditKind::*;
+    for kind in [
+        AccountCreated,
+        AccountDeleted,
+        AccountDisabled,
+        AccountEnabled,
+        AccountLocked,
+        AccountUnlocked,
+        AdminTokenCreated,
+        LoginFailure,
+        LoginSuccess,
+        Logout,
+        PasswordChanged,
+        SessionsRevoked,
+    ] {
+        let e = AuditEvent::new(kind, T0.plus(1000));
+        store.append_audit(&e).await.unwrap();
+        assert_eq!(store.recent_audit(1).await.unwrap(), vec![e]);
+    }
+}
+
+/// Admin token hashes are stored once, found and counted.
+pub async fn admin_tokens_are_stored_and_counted(store: Arc<dyn Store>) {
+    assert_eq!(store.count_admin_tokens().await.unwrap(), 0);
+    let record = AdminTokenRecord {
+        hash: [7u8; 32],
+        label: "first start — bootstrap".to_owned(),
+        created_at: T0,
+    };
+    assert!(!store.admin_token_exists(&record.hash).await.unwrap());
+    store.create_admin_token(&record).await.unwrap();
+    assert!(store.admin_token_exists(&record.hash).await.unwrap());
+    assert!(!store.admin_token_exists(&[8u8; 32]).await.unwrap());
+    assert_eq!(store.count_admin_tokens().await.unwrap(), 1);
+    let err = store
+        .create_admin_token(&AdminTokenRecord {
+            label: "again".to_owned(),
+            ..record.clone()
+        })
+        .await
+        .expect_err("duplicate hash");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    let mut other = record.clone();
+    other.hash[31] = 0;
+    store.create_admin_token(&other).await.unwrap();
+    assert_eq!(store.count_admin_tokens().await.unwrap(), 2);
+    assert!(store.admin_token_exists(&other.hash).await.unwrap());
+}
+
+/// `server_secret` stores the first candidate and returns it ever after, also under a race.
+pub async fn server_secrets_are_stored_once(store: Arc<dyn Store>) {
+    let first: Vec<u8> = (0..=255u8).rev().chain([0, 0, 255]).collect();
+    assert_eq!(
+        store.server_secret("cookie-seal", &first).await.unwrap(),
+        first
+    );
+    assert_eq!(
+        store.server_secret("cookie-seal", &[1; 32]).await.unwrap(),
+        first,
+        "a later candidate never replaces the stored secret"
+    );
+    assert_eq!(
+        store.server_secret("other", &[2; 32]).await.unwrap(),
+        vec![2; 32]
+    );
+    // Nodes racing at first start all end up with one of their candidates, the same one.
+    let mut tasks = Vec::new();
+    for i in 0..10u8 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            store.server_secret("raced", &[i; 32]).await.unwrap()
+        }));
+    }
+    let mut values = BTreeSet::new();
+    for t in tasks {
+        values.insert(t.await.unwrap());
+    }
+    assert_eq!(values.len(), 1, "{values:?}");
+    let winner = values.into_iter().next().unwrap();
+    assert!(winner.len() == 32 && winner.iter().all(|b| *b == winner[0] && *b < 10));
+}
+
+/// `ping` succeeds on a healthy store and `backend` names it.
+pub async fn ping_and_backend(store: Arc<dyn Store>) {
+    store.ping().await.unwrap();
+    assert!(
+        ["sqlite", "postgres"].contains(&store.backend()),
+        "{}",
+        store.backend()
+    );
+}
