@@ -25,7 +25,8 @@ pub(crate) struct Harness {
     pub(crate) clock: FakeClock,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) admin_token: String,
-    _dir: tempfile::TempDir,
+    sqlite: Option<Arc<SqliteStore>>,
+    dir: Option<tempfile::TempDir>,
 }
 
 pub(crate) struct Reply {
@@ -69,9 +70,34 @@ pub(crate) async fn harness() -> Harness {
 
 pub(crate) async fn harness_with(tune: impl FnOnce(&mut ServerConfig)) -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&dir.path().join("t.db")).await.unwrap());
-    let clock = FakeClock::new(UnixTime(1_800_000_000));
+    let sqlite = Arc::new(SqliteStore::open(&dir.path().join("t.db")).await.unwrap());
+    let mut h = harness_on(sqlite.clone(), tune).await;
+    h.sqlite = Some(sqlite);
+    h.dir = Some(dir);
+    h
+}
+
+/// A harness over any store (used for PostgreSQL), with the user `ada`.
+pub(crate) async fn harness_on(
+    store: Arc<dyn Store>,
+    tune: impl FnOnce(&mut ServerConfig),
+) -> Harness {
+    let h = node_with(store, FakeClock::new(UnixTime(1_800_000_000)), tune).await;
+    h.add_user("ada", Some("ada@example.com"), &["eng", "ops"], Role::User)
+        .await;
+    h
+}
+
+/// A second server node over another connection to the same database, sharing the clock.
+pub(crate) async fn node(store: Arc<dyn Store>, first: &Harness) -> Harness {
+    node_with(store, first.clock.clone(), |_| {}).await
+}
+
+async fn node_with(
+    store: Arc<dyn Store>,
+    clock: FakeClock,
+    tune: impl FnOnce(&mut ServerConfig),
+) -> Harness {
     let mut config = ServerConfig::dev("127.0.0.1:8080".parse().unwrap());
     tune(&mut config);
     config.validate().unwrap();
@@ -83,21 +109,18 @@ pub(crate) async fn harness_with(tune: impl FnOnce(&mut ServerConfig)) -> Harnes
         .bootstrap_admin()
         .await
         .unwrap()
-        .unwrap()
-        .expose()
-        .to_owned();
+        .map(|t| t.expose().to_owned())
+        .unwrap_or_default();
     let app = tessera_server::router(state.clone());
-    let h = Harness {
+    Harness {
         state,
         app,
         clock,
         store,
         admin_token,
-        _dir: dir,
-    };
-    h.add_user("ada", Some("ada@example.com"), &["eng", "ops"], Role::User)
-        .await;
-    h
+        sqlite: None,
+        dir: None,
+    }
 }
 
 impl Harness {
@@ -183,6 +206,14 @@ impl Harness {
         let cookie = r.cookie("tessera").unwrap();
         let csrf = r.json()["csrf"].as_str().unwrap().to_owned();
         (cookie, csrf)
+    }
+
+    pub(crate) fn dir_path(&self) -> &std::path::Path {
+        self.dir.as_ref().unwrap().path()
+    }
+
+    pub(crate) async fn close_store(&self) {
+        self.sqlite.as_ref().unwrap().close().await;
     }
 
     pub(crate) fn admin(&self) -> String {

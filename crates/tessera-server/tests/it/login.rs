@@ -378,3 +378,44 @@ async fn bad_input_gets_clear_client_errors_never_500() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn metrics_count_logins_by_reason_and_requests_by_route() {
+    let h = harness().await;
+    h.login("ada", PASSWORD).await;
+    h.login("ada", "a wrong password").await;
+    h.get("/auth/verify", None).await;
+    let m = h.get("/metrics", None).await;
+    assert_eq!(m.status, StatusCode::OK);
+    for needle in [
+        r#"tessera_logins_total{outcome="success"}"#,
+        r#"tessera_logins_total{outcome="wrong_password"}"#,
+        r#"tessera_http_requests_total{route="/auth/verify",method="GET",status="401"}"#,
+        r#"tessera_http_request_duration_seconds_bucket{route="/login""#,
+    ] {
+        assert!(m.body.contains(needle), "{needle} missing from\n{}", m.body);
+    }
+    // Unmatched paths share one label value, so clients cannot create unbounded series.
+    h.get("/no/such/path/1", None).await;
+    h.get("/no/such/path/2", None).await;
+    let m = h.get("/metrics", None).await;
+    assert!(m.body.contains(r#"route="unmatched""#) && !m.body.contains("/no/such"));
+}
+
+#[tokio::test]
+async fn request_ids_are_returned_and_propagated() {
+    let h = harness().await;
+    let r = h.get("/healthz", None).await;
+    let id = r.header("x-request-id").unwrap();
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+    let r = h
+        .send(
+            Request::builder()
+                .uri("/healthz")
+                .header("x-request-id", "trace-123")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.header("x-request-id"), Some("trace-123"));
+}

@@ -3,7 +3,9 @@
 #![allow(clippy::unwrap_used)]
 
 mod admin;
+mod faults;
 mod forward_auth;
 mod harness;
 mod login;
+mod postgres;
 mod sessions;
