@@ -2,6 +2,7 @@
 //! authenticate, and JSON/form wrappers turn rejections into the public error format.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::rejection::{FormRejection, JsonRejection};
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
@@ -54,7 +55,7 @@ impl FromRequestParts<AppState> for ClientIp {
 /// The session presented in the cookie, active and resolved, or 401.
 #[derive(Clone, Debug)]
 pub(crate) struct CurrentSession {
-    pub(crate) resolved: Resolved,
+    pub(crate) resolved: Arc<Resolved>,
     pub(crate) hash: TokenHash,
 }
 

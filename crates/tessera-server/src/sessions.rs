@@ -6,6 +6,7 @@
 //! [`SessionCache::forget`], the one place a later cross-node notifier will hook into.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,17 +17,21 @@ use tessera_domain::clock::UnixTime;
 use tessera_domain::session::{Session, SessionPolicy, TokenHash};
 use tessera_domain::store::Store;
 
-/// A session with its account, as forward-auth needs it.
-#[derive(Clone, Debug)]
+/// A session with its account, as forward-auth needs it. Shared (`Arc`) between the cache and
+/// requests, so the hot path clones a pointer, not the session's strings.
+#[derive(Debug)]
 pub(crate) struct Resolved {
+    /// The session as loaded (its `last_seen_at` is the stored value; see `last_seen`).
     pub(crate) session: Session,
     pub(crate) account: Arc<Account>,
+    /// Last activity seen by this node, moved forward without a lock.
+    last_seen: AtomicI64,
 }
 
 /// Cached sessions plus pending touches.
 #[derive(Clone)]
 pub(crate) struct SessionCache {
-    cache: Cache<TokenHash, Arc<Mutex<Resolved>>>,
+    cache: Cache<TokenHash, Arc<Resolved>>,
     touches: Arc<Mutex<HashMap<TokenHash, UnixTime>>>,
     policy: SessionPolicy,
 }
@@ -53,7 +58,7 @@ impl SessionCache {
         store: &dyn Store,
         hash: TokenHash,
         now: UnixTime,
-    ) -> Result<Option<Resolved>, StoreError> {
+    ) -> Result<Option<Arc<Resolved>>, StoreError> {
         let entry = match self.cache.get(&hash).await {
             Some(entry) => entry,
             None => {
@@ -63,33 +68,36 @@ impl SessionCache {
                 let Some(account) = store.account_by_id(&session.account_id).await? else {
                     return Ok(None);
                 };
-                let entry = Arc::new(Mutex::new(Resolved {
+                let entry = Arc::new(Resolved {
+                    last_seen: AtomicI64::new(session.last_seen_at.0),
                     session,
                     account: Arc::new(account),
-                }));
+                });
                 self.cache.insert(hash, entry.clone()).await;
                 entry
             }
         };
-        let resolved = {
-            let mut guard = entry.lock().unwrap_or_else(|e| e.into_inner());
-            if !guard.session.is_active(now, &self.policy) || guard.account.disabled {
-                None
-            } else {
-                if guard.session.needs_touch(now, &self.policy) {
-                    guard.session.last_seen_at = now;
-                    self.touches
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(hash, now);
-                }
-                Some(guard.clone())
-            }
-        };
-        if resolved.is_none() {
+        let last_seen = UnixTime(entry.last_seen.load(Ordering::Relaxed));
+        let active = now < entry.session.expires_at
+            && now < last_seen.plus(self.policy.idle_timeout)
+            && !entry.account.disabled;
+        if !active {
             self.cache.invalidate(&hash).await;
+            return Ok(None);
         }
-        Ok(resolved)
+        // Coalesce: at most one touch per session per interval, however many requests race.
+        if now.since(last_seen) >= self.policy.touch_interval
+            && entry
+                .last_seen
+                .compare_exchange(last_seen.0, now.0, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.touches
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(hash, now);
+        }
+        Ok(Some(entry))
     }
 
     /// Drops sessions from the cache (logout, revoke, account change). The one place where
