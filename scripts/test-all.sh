@@ -7,6 +7,21 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 started=$(date +%s)
 
+step "PostgreSQL for the store and server tests"
+# The PostgreSQL tests need 127.0.0.1:5432 (trust auth, database test). Start the local cluster if
+# it is installed but stopped; under CI=true the tests themselves fail when it is unreachable.
+if command -v pg_isready >/dev/null && ! pg_isready -h 127.0.0.1 -p 5432 -q; then
+  if command -v pg_ctlcluster >/dev/null; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+    for _ in $(seq 1 20); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 0.5; done
+  fi
+fi
+if command -v pg_isready >/dev/null && pg_isready -h 127.0.0.1 -p 5432 -q; then
+  echo "PostgreSQL is up"
+else
+  echo "!!! PostgreSQL is NOT reachable at 127.0.0.1:5432: its tests will skip (or fail under CI=true)"
+fi
+
 step "formatting"
 cargo fmt --all -- --check
 
