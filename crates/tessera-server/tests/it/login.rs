@@ -24,6 +24,26 @@ async fn json_login_sets_a_session_cookie_with_safe_attributes() {
 }
 
 #[tokio::test]
+async fn pages_carry_a_strict_content_security_policy() {
+    let h = harness().await;
+    let page = h.get("/login", None).await;
+    let csp = page.header("content-security-policy").unwrap();
+    for part in [
+        "default-src 'none'",
+        "frame-ancestors 'none'",
+        "style-src 'self'",
+    ] {
+        assert!(csp.contains(part), "{csp}");
+    }
+    assert!(
+        !csp.contains("script-src"),
+        "no scripts are allowed at all: {csp}"
+    );
+    assert_eq!(page.header("x-frame-options"), Some("DENY"));
+    assert!(!page.body.contains("<script"));
+}
+
+#[tokio::test]
 async fn production_cookies_are_host_prefixed_and_secure() {
     let h = harness_with(|c| {
         c.transport = tessera_server::Transport::BehindTlsProxy;
