@@ -439,3 +439,78 @@ async fn request_ids_are_returned_and_propagated() {
         .await;
     assert_eq!(r.header("x-request-id"), Some("trace-123"));
 }
+
+/// Counts hash verifications, to show unknown names cost the same work as known ones.
+struct Counting {
+    inner: tessera_server::BlockingPasswords,
+    verifies: std::sync::atomic::AtomicUsize,
+    without_hash: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl tessera_domain::login::PasswordCheck for Counting {
+    async fn verify(
+        &self,
+        password: tessera_domain::credential::password::Password,
+        stored: Option<tessera_domain::credential::password::PasswordHash>,
+    ) -> Result<bool, tessera_domain::DomainError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.verifies.fetch_add(1, SeqCst);
+        if stored.is_none() {
+            self.without_hash.fetch_add(1, SeqCst);
+        }
+        self.inner.verify(password, stored).await
+    }
+    async fn hash(
+        &self,
+        password: tessera_domain::credential::password::Password,
+    ) -> Result<tessera_domain::credential::password::PasswordHash, tessera_domain::DomainError>
+    {
+        self.inner.hash(password).await
+    }
+    fn needs_rehash(&self, stored: &tessera_domain::credential::password::PasswordHash) -> bool {
+        self.inner.needs_rehash(stored)
+    }
+}
+
+#[tokio::test]
+async fn unknown_and_malformed_names_still_pay_for_a_password_hash() {
+    use std::sync::atomic::Ordering::SeqCst;
+    use tessera_domain::login::{LoginAttempt, LoginContext, login};
+    let h = harness().await;
+    let counting = Counting {
+        inner: tessera_server::BlockingPasswords::new(
+            tessera_domain::credential::password::Hasher::insecure_fast_for_tests(),
+            1,
+            4,
+        ),
+        verifies: Default::default(),
+        without_hash: Default::default(),
+    };
+    let ctx = LoginContext {
+        store: h.store.as_ref(),
+        passwords: &counting,
+        lockout: Default::default(),
+        sessions: Default::default(),
+        now: h.clock.now_time(),
+    };
+    for name in ["ada", "nobody", "Not Valid!"] {
+        let attempt = LoginAttempt {
+            username: name.into(),
+            password: tessera_domain::credential::password::Password::new("wrong password"),
+            ip: None,
+            user_agent: None,
+        };
+        assert!(login(&ctx, attempt).await.unwrap().is_err());
+    }
+    assert_eq!(
+        counting.verifies.load(SeqCst),
+        3,
+        "one verification per attempt, whatever the name"
+    );
+    assert_eq!(
+        counting.without_hash.load(SeqCst),
+        2,
+        "unknown and malformed names use the dummy hash"
+    );
+}
