@@ -40,6 +40,11 @@ fi
 cargo build -p tessera-cli
 "$venv/bin/python" tests/interop/pyjwt_interop.py --tessera target/debug/tessera
 
+# --- browser step (tests/browser/run.sh): headless Debian Chromium against a fresh server ---
+step "browser: sign-in, sessions and sign-out in headless Chromium"
+tests/browser/run.sh
+# --- end of browser step ---
+
 if [ "${SKIP_FUZZ:-0}" != 1 ]; then
   step "fuzz smoke run"
   scripts/fuzz-smoke.sh

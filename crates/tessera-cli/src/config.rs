@@ -161,7 +161,11 @@ pub(crate) fn load(args: &StoreArgs, listen: Option<&str>) -> Result<FileConfig>
         }
         figment = figment.merge(Toml::file(path));
     }
-    figment = figment.merge(Env::prefixed("TESSERA_").ignore(&["CONFIG"]).split("__"));
+    figment = figment.merge(
+        Env::prefixed("TESSERA_")
+            .ignore(&["CONFIG", "LOG"])
+            .split("__"),
+    );
     let mut config: FileConfig = figment
         .extract()
         .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
@@ -214,12 +218,7 @@ impl FileConfig {
             touch_interval: self.session.touch_interval,
         };
         config.lockout = LockoutPolicy::new(self.lockout.lock_after, self.lockout.lock_for)?;
-        config.passwords = PasswordPolicy::new(self.password.min_length, self.password.max_length)?;
-        config.hash_params = HashParams {
-            memory_kib: self.password.argon2_memory_kib,
-            iterations: self.password.argon2_iterations,
-            parallelism: self.password.argon2_parallelism,
-        };
+        (config.passwords, config.hash_params) = self.password_rules()?;
         if self.password.hash_concurrency > 0 {
             config.hash_concurrency = self.password.hash_concurrency;
         }
@@ -233,6 +232,18 @@ impl FileConfig {
         config.max_body = self.max_body;
         config.validate().map_err(anyhow::Error::msg)?;
         Ok(config)
+    }
+
+    /// The password policy and argon2 parameters, validated (shared by `serve` and `user`).
+    pub(crate) fn password_rules(&self) -> Result<(PasswordPolicy, HashParams)> {
+        let policy = PasswordPolicy::new(self.password.min_length, self.password.max_length)?;
+        let params = HashParams {
+            memory_kib: self.password.argon2_memory_kib,
+            iterations: self.password.argon2_iterations,
+            parallelism: self.password.argon2_parallelism,
+        };
+        tessera_domain::credential::password::Hasher::check_params(params)?;
+        Ok((policy, params))
     }
 
     /// Where the SQLite database lives when no PostgreSQL URL is given.

@@ -128,12 +128,9 @@ pub(crate) fn run(cmd: UserCommand) -> Result<()> {
         | UserCommand::Unlock { store, .. } => store.clone(),
     };
     let file = config::load(&store_args, None)?;
-    let server = file.server().ok();
-    let policy = server
-        .as_ref()
-        .map(|s| s.passwords.clone())
-        .unwrap_or_default();
-    let params = server.as_ref().map(|s| s.hash_params).unwrap_or_default();
+    // The same password rules and hash cost as the server; an invalid setting is an error here
+    // too, never a silent fallback to defaults.
+    let (policy, params) = file.password_rules()?;
     // Read the password before touching the database, so a typo costs nothing.
     let password = match &cmd {
         UserCommand::Add {

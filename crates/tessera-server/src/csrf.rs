@@ -10,8 +10,10 @@ use axum::response::{IntoResponse, Response};
 use crate::app::AppState;
 use crate::error::{ApiError, Code};
 
-/// Middleware: refuses cross-site state-changing requests. Requests without either header come
-/// from non-browser clients, which cannot carry a victim's cookies, and pass.
+/// Middleware: refuses cross-site state-changing requests. A browser that sends
+/// `Sec-Fetch-Site` is judged on it (browsers may send `Origin: null` on same-origin posts under
+/// some referrer policies); older browsers are judged by `Origin`. Requests with neither header
+/// come from non-browser clients, which cannot carry a victim's cookies, and pass.
 pub(crate) async fn same_origin(
     State(state): State<AppState>,
     request: Request,
@@ -32,8 +34,7 @@ pub(crate) async fn same_origin(
                 )
                 .into_response();
             }
-        }
-        if let Some(origin) = headers.get(header::ORIGIN)
+        } else if let Some(origin) = headers.get(header::ORIGIN)
             && origin.as_bytes() != state.config().public_origin.as_bytes()
         {
             return ApiError::new(Code::Forbidden, "cross-origin request refused (Origin)")

@@ -731,3 +731,52 @@ fn serve_refuses_unsafe_or_invalid_configuration() {
     let run = tessera(&["serve", "--database", "mysql://x", "--data-dir", data]);
     assert_eq!(run.code, 2);
 }
+
+#[test]
+fn user_commands_apply_the_configured_password_rules() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let config = dir.path().join("c.toml");
+    // A listen address `serve` would refuse must not make `user` fall back to default rules.
+    std::fs::write(
+        &config,
+        "listen = \"0.0.0.0:8080\"\n[password]\nmin_length = 20\n",
+    )
+    .expect("write");
+    let args = [
+        "user",
+        "add",
+        "ada",
+        "--password-stdin",
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--data-dir",
+        data.to_str().expect("utf-8"),
+    ];
+    let short = tessera_stdin(&args, "Short-but-fine-1\n");
+    assert_eq!(short.code, 2);
+    assert!(short.stderr.contains("shorter than 20"), "{}", short.stderr);
+    let long = tessera_stdin(&args, "a passphrase of twenty-plus characters\n");
+    assert_eq!(long.code, 0, "{}", long.stderr);
+}
+
+#[test]
+fn tessera_log_sets_the_filter_and_is_not_a_config_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args([
+            "serve",
+            "--listen",
+            "0.0.0.0:1",
+            "--data-dir",
+            dir.path().to_str().expect("utf-8"),
+        ])
+        .env("TESSERA_LOG", "debug")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("unknown field"), "{stderr}");
+    assert!(stderr.contains("behind_tls_proxy"), "{stderr}");
+}

@@ -61,6 +61,7 @@ fn start_with(data: &Path, fast: bool) -> Server {
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("server did not become healthy");
 }
 

@@ -101,9 +101,9 @@ impl Default for PasswordPolicy {
 impl PasswordPolicy {
     /// Builds a policy, refusing values NIST does not allow.
     pub fn new(min_len: usize, max_len: usize) -> Result<PasswordPolicy, DomainError> {
-        if min_len < 8 || max_len < 64 || min_len > max_len || max_len > 4096 {
+        if min_len < 8 || max_len < 64 || min_len > max_len || max_len > 1024 {
             return Err(DomainError::Invalid(
-                "password policy needs 8 <= min_len <= max_len, 64 <= max_len <= 4096".into(),
+                "password policy needs 8 <= min_len <= max_len, 64 <= max_len <= 1024".into(),
             ));
         }
         Ok(PasswordPolicy { min_len, max_len })
@@ -198,7 +198,12 @@ impl Hasher {
         .expect("valid test parameters")
     }
 
-    fn build(params: HashParams, floor_kib: u32) -> Result<Hasher, DomainError> {
+    /// Checks production parameters without building a hasher (which costs one hash).
+    pub fn check_params(params: HashParams) -> Result<(), DomainError> {
+        Hasher::check(params, 8 * 1024)
+    }
+
+    fn check(params: HashParams, floor_kib: u32) -> Result<(), DomainError> {
         if params.memory_kib < floor_kib
             || params.memory_kib > 4 * 1024 * 1024
             || !(1..=16).contains(&params.iterations)
@@ -209,6 +214,11 @@ impl Hasher {
                     .into(),
             ));
         }
+        Ok(())
+    }
+
+    fn build(params: HashParams, floor_kib: u32) -> Result<Hasher, DomainError> {
+        Hasher::check(params, floor_kib)?;
         let p = Params::new(
             params.memory_kib,
             params.iterations,

@@ -316,6 +316,30 @@ async fn cross_site_posts_are_refused() {
         )
         .await;
     assert_eq!(ok.status, StatusCode::OK);
+    // Sec-Fetch-Site decides when present: cross-site is refused even with our Origin, and
+    // same-origin is believed even when a referrer policy turned Origin into "null".
+    let r = h
+        .json(
+            Method::POST,
+            "/login",
+            serde_json::json!({"username": "ada", "password": PASSWORD}),
+            &[("origin", ORIGIN), ("sec-fetch-site", "cross-site")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = h
+        .json(
+            Method::POST,
+            "/login",
+            serde_json::json!({"username": "ada", "password": PASSWORD}),
+            &[("origin", "null"), ("sec-fetch-site", "same-origin")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        h.get("/healthz", None).await.header("referrer-policy"),
+        Some("same-origin")
+    );
 }
 
 #[tokio::test]
