@@ -197,27 +197,43 @@ impl<'de, S: Members<'de>> Visitor<'de> for TopLevel<'_, '_, S> {
     }
 }
 
-/// The member names of one object. Small objects (the common case) use a linear scan; large
-/// ones switch to a hash set so that a hostile object with thousands of names stays linear.
-#[derive(Default)]
+/// The member names of one object. Small objects (the common case) use a linear scan over an
+/// inline array, without allocating; large ones switch to a hash set so that a hostile object
+/// with thousands of names stays linear.
 struct Names<'de> {
-    small: Vec<Cow<'de, str>>,
+    small: [Cow<'de, str>; Names::SMALL],
+    len: usize,
     large: Option<HashSet<Cow<'de, str>>>,
 }
 
+impl Default for Names<'_> {
+    fn default() -> Self {
+        Names {
+            small: Default::default(),
+            len: 0,
+            large: None,
+        }
+    }
+}
+
 impl<'de> Names<'de> {
-    const SMALL: usize = 24;
+    const SMALL: usize = 16;
 
     fn insert(&mut self, name: Cow<'de, str>) -> bool {
         if let Some(set) = &mut self.large {
             return set.insert(name);
         }
-        if self.small.contains(&name) {
+        if self.small[..self.len].contains(&name) {
             return false;
         }
-        self.small.push(name);
-        if self.small.len() > Self::SMALL {
-            self.large = Some(self.small.drain(..).collect());
+        if self.len == Self::SMALL {
+            let mut set: HashSet<Cow<'de, str>> =
+                self.small.iter_mut().map(std::mem::take).collect();
+            set.insert(name);
+            self.large = Some(set);
+        } else {
+            self.small[self.len] = name;
+            self.len += 1;
         }
         true
     }

@@ -75,20 +75,11 @@ pub(crate) fn split<'a>(token: &'a str, limits: &Limits) -> Result<Compact<'a>, 
         });
     }
     let bytes = token.as_bytes();
-    let first = bytes
-        .iter()
-        .position(|&b| b == b'.')
-        .ok_or(Error::Segments)?;
-    let second = first
-        + 1
-        + bytes[first + 1..]
-            .iter()
-            .position(|&b| b == b'.')
-            .ok_or(Error::Segments)?;
-    let signature = &bytes[second + 1..];
-    if signature.contains(&b'.') {
+    let mut dots = memchr::memchr_iter(b'.', bytes);
+    let (Some(first), Some(second), None) = (dots.next(), dots.next(), dots.next()) else {
         return Err(Error::Segments);
-    }
+    };
+    let signature = &bytes[second + 1..];
     Ok(Compact {
         header: &bytes[..first],
         payload: &bytes[first + 1..second],

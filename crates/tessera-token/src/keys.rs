@@ -172,10 +172,10 @@ impl SigningKey {
             Some(kid) => kid.into(),
             None => jwk.thumbprint().into(),
         };
-        let header = serde_json::json!({"alg": alg.as_str(), "kid": &*kid, "typ": "JWT"});
+        let header = jwt_header(alg, &kid);
         Ok(SigningKey {
             alg,
-            jwt_header: b64::encode(header.to_string()),
+            jwt_header: header,
             kid,
             inner,
         })
@@ -221,6 +221,15 @@ impl SigningKey {
 #[derive(Debug, Default)]
 pub struct KeySet {
     keys: Vec<VerifyingKey>,
+    /// For each key, the exact encoded header tessera's own signer writes for it: a token whose
+    /// header is byte-for-byte one of these needs no header parsing (same result, less work).
+    own_headers: Vec<String>,
+}
+
+/// The base64url of the header tessera writes on JWTs: `{"alg":…,"kid":…,"typ":"JWT"}`.
+pub(crate) fn jwt_header(alg: Algorithm, kid: &str) -> String {
+    let header = serde_json::json!({"alg": alg.as_str(), "kid": kid, "typ": "JWT"});
+    b64::encode(header.to_string())
 }
 
 impl KeySet {
@@ -232,7 +241,20 @@ impl KeySet {
                 return Err(KeyError::DuplicateKid.into());
             }
         }
-        Ok(KeySet { keys })
+        let own_headers = keys
+            .iter()
+            .map(|k| jwt_header(k.algorithm(), k.kid().unwrap_or_default()))
+            .collect();
+        Ok(KeySet { keys, own_headers })
+    }
+
+    /// The key whose own JWT header is exactly `encoded`, if any.
+    pub(crate) fn by_own_header(&self, encoded: &[u8]) -> Option<&VerifyingKey> {
+        let i = self
+            .own_headers
+            .iter()
+            .position(|h| h.as_bytes() == encoded)?;
+        self.keys.get(i)
     }
 
     /// Builds a set from a JWK Set; the error names the first unusable key. Keys marked

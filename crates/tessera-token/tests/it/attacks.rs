@@ -580,6 +580,46 @@ fn typ_is_checked_when_the_policy_asks() {
 }
 
 #[test]
+fn tessera_own_headers_take_the_same_decisions_as_parsed_ones() {
+    // jwt::sign writes {"alg","kid","typ":"JWT"}: such tokens skip header parsing, which must not
+    // skip any rule.
+    let hs = keys().signer("HS256");
+    let own = jwt::sign(
+        &hs,
+        &serde_json::from_str::<serde_json::Value>(&claims()).unwrap(),
+    )
+    .unwrap();
+    assert!(own.starts_with(&b64::encode(header(&hs))));
+    verify(&own).expect("own header accepted");
+    let at = policy().typ("at+jwt");
+    assert_eq!(
+        jwt::verify(&own, &keys().set(), &at, NOW).unwrap_err(),
+        Error::Type
+    );
+    let jwt_typ = policy().typ("application/JWT");
+    jwt::verify(&own, &keys().set(), &jwt_typ, NOW).expect("typ JWT matches");
+    // The same header under another key's kid set is just unknown.
+    let other = KeySet::new(vec![
+        VerifyingKey::from_jwk(keys().jwk("ES256").to_public().as_ref().unwrap()).unwrap(),
+    ])
+    .unwrap();
+    assert_eq!(
+        jwt::verify(&own, &other, &policy(), NOW).unwrap_err(),
+        Error::UnknownKey
+    );
+    // A valid own header with a signature from another key still fails the signature.
+    let impostor =
+        SigningKey::from_jwk(&Jwk::generate(Algorithm::HS256, Some("HS256".into())).unwrap())
+            .unwrap();
+    let forged = jwt::sign(
+        &impostor,
+        &serde_json::from_str::<serde_json::Value>(&claims()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(verify(&forged).unwrap_err(), Error::Signature);
+}
+
+#[test]
 fn errors_never_echo_the_input() {
     let hs = keys().signer("HS256");
     let marker = "ATTACKER-CONTROLLED-MARKER";
