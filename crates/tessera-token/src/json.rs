@@ -200,20 +200,11 @@ impl<'de, S: Members<'de>> Visitor<'de> for TopLevel<'_, '_, S> {
 /// The member names of one object. Small objects (the common case) use a linear scan over an
 /// inline array, without allocating; large ones switch to a hash set so that a hostile object
 /// with thousands of names stays linear.
+#[derive(Default)]
 struct Names<'de> {
     small: [Cow<'de, str>; Names::SMALL],
     len: usize,
     large: Option<HashSet<Cow<'de, str>>>,
-}
-
-impl Default for Names<'_> {
-    fn default() -> Self {
-        Names {
-            small: Default::default(),
-            len: 0,
-            large: None,
-        }
-    }
 }
 
 impl<'de> Names<'de> {
