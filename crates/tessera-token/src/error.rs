@@ -126,6 +126,8 @@ pub enum Error {
         /// The claim name.
         name: &'static str,
     },
+    /// The claims are valid JSON but do not fit the type the caller asked for.
+    ClaimsShape,
     /// `exp` (plus leeway) is not after now (RFC 7519 §4.1.4).
     Expired,
     /// `nbf` (minus leeway) is after now (RFC 7519 §4.1.5).
@@ -234,6 +236,7 @@ impl fmt::Display for Error {
             Error::Signature => f.write_str("signature verification failed"),
             Error::MissingClaim { name } => write!(f, "required claim `{name}` is missing"),
             Error::ClaimType { name } => write!(f, "claim `{name}` has the wrong JSON type"),
+            Error::ClaimsShape => f.write_str("claims do not fit the expected type"),
             Error::Expired => f.write_str("token has expired"),
             Error::NotYetValid => f.write_str("token is not valid yet (nbf)"),
             Error::Issuer => f.write_str("issuer does not match"),

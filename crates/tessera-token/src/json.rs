@@ -370,15 +370,34 @@ impl<'de> Visitor<'de> for OnlyStr {
     }
 }
 
-/// Reads a number member as `f64` (NumericDate, RFC 7519 §2), failing for any other type.
+/// Reads a number member (NumericDate, RFC 7519 §2), failing for any other type.
 pub(crate) struct NumberSeed<'c> {
     ctx: &'c Ctx,
     error: Error,
 }
 
+/// A JSON number as serde_json read it, so it can be handed on unchanged.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Num {
+    Float(f64),
+    Negative(i64),
+    Positive(u64),
+}
+
+impl Num {
+    /// The value as `f64` (exact for times before the year 285 million).
+    pub(crate) fn as_f64(self) -> f64 {
+        match self {
+            Num::Float(v) => v,
+            Num::Negative(v) => v as f64,
+            Num::Positive(v) => v as f64,
+        }
+    }
+}
+
 impl<'de> DeserializeSeed<'de> for NumberSeed<'_> {
-    type Value = f64;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<f64, D::Error> {
+    type Value = Num;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Num, D::Error> {
         let ctx = self.ctx;
         let error = self.error.clone();
         d.deserialize_any(OnlyNumber).map_err(|e| {
@@ -394,19 +413,23 @@ impl<'de> DeserializeSeed<'de> for NumberSeed<'_> {
 struct OnlyNumber;
 
 impl Visitor<'_> for OnlyNumber {
-    type Value = f64;
+    type Value = Num;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a number")
     }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<f64, E> {
-        Ok(v as f64)
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Num, E> {
+        Ok(if v < 0 {
+            Num::Negative(v)
+        } else {
+            Num::Positive(v as u64)
+        })
     }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<f64, E> {
-        Ok(v as f64)
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Num, E> {
+        Ok(Num::Positive(v))
     }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<f64, E> {
-        Ok(v)
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Num, E> {
+        Ok(Num::Float(v))
     }
 }
 
@@ -477,6 +500,8 @@ impl<'de> Visitor<'de> for StringsVisitor<'_> {
         }
     }
 }
+
+pub(crate) mod typed;
 
 #[cfg(test)]
 mod tests;

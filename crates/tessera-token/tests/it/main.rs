@@ -7,4 +7,5 @@ mod attacks;
 mod fixtures;
 mod keys;
 mod props;
+mod typed;
 mod vectors;

@@ -12,7 +12,7 @@ fn policy() -> Policy {
 
 /// Raw JSON object text whose members come from the names the verifier interprets, so that
 /// duplicates, wrong types and odd values all occur.
-fn json_object() -> impl Strategy<Value = String> {
+pub(crate) fn json_object() -> impl Strategy<Value = String> {
     let name = prop::sample::select(vec![
         "alg", "kid", "typ", "crit", "b64", "jku", "exp", "nbf", "iss", "aud", "x",
     ]);
