@@ -717,6 +717,9 @@ fn material_from_spki(der: &[u8]) -> Result<Material, KeyError> {
     } else if info.algorithm == der::OID_EC {
         let crv = curve_from_oid(info.curve)?;
         let (x, y) = split_point(crv, info.key)?;
+        // Refuse points off the curve at import, as PKCS#8 imports are (aws-lc checks).
+        aws_lc_rs::signature::ParsedPublicKey::new(crate::keys::ec_verification(crv), info.key)
+            .map_err(|_| KeyError::Invalid("EC point is not on the curve"))?;
         Ok(Material::Ec { crv, x, y, d: None })
     } else if info.algorithm == der::OID_ED25519 {
         if info.key.len() != 32 {

@@ -332,7 +332,7 @@ fn rsa_encoding(alg: Algorithm) -> &'static dyn RsaEncoding {
     }
 }
 
-fn ec_verification(crv: Curve) -> &'static dyn VerificationAlgorithm {
+pub(crate) fn ec_verification(crv: Curve) -> &'static dyn VerificationAlgorithm {
     match crv {
         Curve::P384 => &signature::ECDSA_P384_SHA384_FIXED,
         Curve::P521 => &signature::ECDSA_P521_SHA512_FIXED,

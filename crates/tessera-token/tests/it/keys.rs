@@ -294,6 +294,22 @@ fn every_algorithm_generates_signs_verifies_and_round_trips() {
 }
 
 #[test]
+fn spki_points_off_the_curve_are_refused_at_import() {
+    let good = Jwk::generate(Algorithm::ES256, None)
+        .expect("gen")
+        .to_public()
+        .expect("public")
+        .to_pem()
+        .expect("pem");
+    let (_, mut der) = tessera_token::pem::decode(&good).expect("pem");
+    // The last byte of the DER is the last byte of y: change it and the point leaves the curve.
+    let last = der.len() - 1;
+    der[last] ^= 1;
+    let bad = tessera_token::pem::encode(tessera_token::pem::Label::PublicKey, &der);
+    assert!(Jwk::from_pem(&bad, None, None).is_err());
+}
+
+#[test]
 fn rsa_pem_needs_an_explicit_algorithm() {
     let jwk = Jwk::generate(Algorithm::PS384, None).expect("gen");
     let imported = Jwk::from_pem(&jwk.to_pem().expect("pem"), None, None).expect("import");
