@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use tessera_token::{b64, danger, jws, Jwk, Limits, VerifyingKey};
+use tessera_token::{Jwk, Limits, VerifyingKey, b64, danger, jws};
 
 /// RFC 7515 Appendix A.1.1, with `alg` and a `kid` added.
 const JWK: &str = r#"{"kty":"oct","kid":"rfc7515-a1","alg":"HS256",
@@ -39,19 +39,32 @@ fn verify(token: &str) -> bool {
 
 fn check_accepted(token: &str, payload: &[u8]) {
     let again = jws::verify(token, key(), &Limits::default()).expect("verify is not repeatable");
-    assert_eq!(again, payload, "verify gave a different payload the second time");
+    assert_eq!(
+        again, payload,
+        "verify gave a different payload the second time"
+    );
 
     let mut segments = token.split('.');
     let (_, second) = (segments.next(), segments.next().expect("three segments"));
-    assert_eq!(b64::decode(second).as_deref(), Some(payload), "payload is not segment 2 decoded");
+    assert_eq!(
+        b64::decode(second).as_deref(),
+        Some(payload),
+        "payload is not segment 2 decoded"
+    );
 
     if let Ok(unverified) = danger::insecure_decode(token) {
-        assert_eq!(unverified.header["alg"], "HS256", "header alg is not the key's");
+        assert_eq!(
+            unverified.header["alg"], "HS256",
+            "header alg is not the key's"
+        );
         if let Some(kid) = unverified.header.get("kid") {
             assert_eq!(kid, "rfc7515-a1", "header kid is not the key's");
         }
         let parsed: Value = serde_json::from_slice(payload).expect("insecure_decode took non-JSON");
-        assert_eq!(unverified.claims, parsed, "insecure_decode saw different claims");
+        assert_eq!(
+            unverified.claims, parsed,
+            "insecure_decode saw different claims"
+        );
     }
 
     let sig_at = token.rfind('.').expect("three segments") + 1;
@@ -71,7 +84,10 @@ fn check_accepted(token: &str, payload: &[u8]) {
         changed[sig_at + i] = sig[i];
     }
     for suffix in ["=", "==", " ", "\n", "."] {
-        assert!(!verify(&format!("{token}{suffix}")), "token with {suffix:?} accepted");
+        assert!(
+            !verify(&format!("{token}{suffix}")),
+            "token with {suffix:?} accepted"
+        );
     }
 }
 

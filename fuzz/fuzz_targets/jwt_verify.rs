@@ -23,7 +23,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use tessera_token::{danger, jws, jwt, JwkSet, KeySet, Limits, Policy, Verified};
+use tessera_token::{JwkSet, KeySet, Limits, Policy, Verified, danger, jws, jwt};
 
 /// The fixed clock: 2023-11-14T22:13:20Z. Seed tokens expire at 2_000_000_000.
 const NOW: u64 = 1_700_000_000;
@@ -85,14 +85,27 @@ fn check_accepted(token: &str, v: &Verified) {
     let f = fixture();
 
     let again = jwt::verify(token, &f.keys, &f.policy, NOW).expect("verify is not repeatable");
-    assert_eq!(snapshot(v), snapshot(&again), "verify gave a different result the second time");
+    assert_eq!(
+        snapshot(v),
+        snapshot(&again),
+        "verify gave a different result the second time"
+    );
 
     // The claims: a JSON object with a numeric `exp`, matching the accessors.
     assert_eq!(v.claims_json().as_bytes(), v.payload());
     let claims: Value = serde_json::from_str(v.claims_json()).expect("claims_json is not JSON");
-    let obj = claims.as_object().expect("claims_json is not a JSON object");
-    let exp = obj.get("exp").and_then(Value::as_f64).expect("accepted token without numeric exp");
-    assert_eq!(exp.to_bits(), v.expires_at().to_bits(), "expires_at disagrees with the JSON");
+    let obj = claims
+        .as_object()
+        .expect("claims_json is not a JSON object");
+    let exp = obj
+        .get("exp")
+        .and_then(Value::as_f64)
+        .expect("accepted token without numeric exp");
+    assert_eq!(
+        exp.to_bits(),
+        v.expires_at().to_bits(),
+        "expires_at disagrees with the JSON"
+    );
     let leeway = jwt::DEFAULT_LEEWAY as f64;
     assert!((NOW as f64) < exp + leeway, "expired token accepted");
     if let Some(nbf) = v.not_before() {
@@ -100,26 +113,47 @@ fn check_accepted(token: &str, v: &Verified) {
     }
     let num = |name: &str| obj.get(name).and_then(Value::as_f64).map(f64::to_bits);
     let text = |name: &str| obj.get(name).and_then(Value::as_str);
-    assert_eq!(v.not_before().map(f64::to_bits), num("nbf"), "nbf disagrees");
+    assert_eq!(
+        v.not_before().map(f64::to_bits),
+        num("nbf"),
+        "nbf disagrees"
+    );
     assert_eq!(v.issued_at().map(f64::to_bits), num("iat"), "iat disagrees");
     assert_eq!(v.issuer(), text("iss"), "iss disagrees");
     assert_eq!(v.subject(), text("sub"), "sub disagrees");
     assert_eq!(v.jwt_id(), text("jti"), "jti disagrees");
-    assert!(obj.get("aud").is_none(), "aud accepted without a configured audience");
+    assert!(
+        obj.get("aud").is_none(),
+        "aud accepted without a configured audience"
+    );
     let typed: serde_json::Map<String, Value> = v.claims().expect("claims::<Map> failed");
     assert_eq!(&typed, obj);
 
     // The insecure path must accept what the verifying path accepted, and see the same thing.
-    let unverified = danger::insecure_decode(token).expect("verify accepted, insecure_decode refused");
-    assert_eq!(unverified.claims, claims, "insecure_decode saw different claims");
-    assert_eq!(unverified.header["alg"], v.algorithm().as_str(), "header alg is not the key's");
-    let kid = unverified.header["kid"].as_str().expect("accepted token without a string kid");
+    let unverified =
+        danger::insecure_decode(token).expect("verify accepted, insecure_decode refused");
+    assert_eq!(
+        unverified.claims, claims,
+        "insecure_decode saw different claims"
+    );
+    assert_eq!(
+        unverified.header["alg"],
+        v.algorithm().as_str(),
+        "header alg is not the key's"
+    );
+    let kid = unverified.header["kid"]
+        .as_str()
+        .expect("accepted token without a string kid");
     let key = f.keys.find(kid).expect("accepted token names no key");
     assert_eq!(key.algorithm(), v.algorithm());
 
     // Plain JWS verification with the named key agrees.
     let payload = jws::verify(token, key, &Limits::default()).expect("jws::verify refused a JWT");
-    assert_eq!(payload, v.payload(), "jws::verify returned a different payload");
+    assert_eq!(
+        payload,
+        v.payload(),
+        "jws::verify returned a different payload"
+    );
 
     // Non-malleability of the signature segment.
     let sig_at = token.rfind('.').expect("three segments") + 1;
@@ -134,13 +168,19 @@ fn check_accepted(token: &str, v: &Verified) {
         for c in alternatives {
             changed[sig_at + i] = c;
             let s = std::str::from_utf8(&changed).expect("ASCII");
-            assert!(jwt::verify(s, &f.keys, &f.policy, NOW).is_err(), "changed signature accepted: {s}");
+            assert!(
+                jwt::verify(s, &f.keys, &f.policy, NOW).is_err(),
+                "changed signature accepted: {s}"
+            );
         }
         changed[sig_at + i] = sig[i];
     }
     for suffix in ["=", "==", " ", "\n", "."] {
         let s = format!("{token}{suffix}");
-        assert!(jwt::verify(&s, &f.keys, &f.policy, NOW).is_err(), "token with {suffix:?} accepted");
+        assert!(
+            jwt::verify(&s, &f.keys, &f.policy, NOW).is_err(),
+            "token with {suffix:?} accepted"
+        );
     }
 }
 
@@ -150,7 +190,10 @@ fuzz_target!(|data: &[u8]| {
     let verified = jwt::verify(&token, &f.keys, &f.policy, NOW);
     let decoded = danger::insecure_decode(&token);
     if let Ok(v) = &verified {
-        assert!(decoded.is_ok(), "verify accepted, insecure_decode refused: {decoded:?}");
+        assert!(
+            decoded.is_ok(),
+            "verify accepted, insecure_decode refused: {decoded:?}"
+        );
         check_accepted(&token, v);
     }
 });
