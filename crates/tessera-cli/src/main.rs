@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod bench;
 mod config;
 mod input;
 mod keys;
@@ -38,6 +39,9 @@ enum Command {
     /// Manage accounts.
     #[command(subcommand)]
     User(user::UserCommand),
+    /// Load tests (wrk drives servers running in this process).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 /// Why a command failed, deciding the exit code.
@@ -63,6 +67,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::serve(args).map_err(Failure::Usage),
         Command::Migrate(args) => serve::migrate(args).map_err(Failure::Usage),
         Command::User(cmd) => user::run(cmd).map_err(Failure::Usage),
+        Command::Bench(cmd) => bench::run(cmd).map_err(Failure::Usage),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
