@@ -172,6 +172,8 @@ pub enum KeyError {
     },
     /// A verification key set key has no `kid`.
     MissingKid,
+    /// A key set has no key usable for signatures (empty, or only `"use": "enc"` keys).
+    NoSignatureKeys,
     /// A private key was needed but the key is public.
     NotPrivate,
     /// The PEM or DER wrapping is malformed or of an unsupported kind.
@@ -262,6 +264,7 @@ impl fmt::Display for KeyError {
             KeyError::Mismatch(why) => write!(f, "alg does not fit the key: {why}"),
             KeyError::InSet { index, reason } => write!(f, "key #{index} of the set: {reason}"),
             KeyError::MissingKid => f.write_str("key has no kid"),
+            KeyError::NoSignatureKeys => f.write_str("the key set has no signature keys"),
             KeyError::NotPrivate => f.write_str("a private key is required"),
             KeyError::Pem(why) => write!(f, "PEM/DER: {why}"),
             KeyError::RsaSize { bits } => {

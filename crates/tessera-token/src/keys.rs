@@ -257,7 +257,8 @@ impl KeySet {
         self.keys.get(i)
     }
 
-    /// Builds a set from a JWK Set; the error names the first unusable key. Keys marked
+    /// Builds a set from a JWK Set; the error names the first unusable key, and a set left with
+    /// no signature key is an error. Keys marked
     /// `"use": "enc"` are encryption keys that a JWK Set may legitimately carry beside signature
     /// keys; they are skipped (RFC 7517 §5 lets a reader ignore keys it does not use).
     pub fn from_jwks(set: &JwkSet) -> Result<KeySet, Error> {
@@ -276,6 +277,10 @@ impl KeySet {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        // A set that verifies nothing is a broken configuration, not a set that rejects all.
+        if keys.is_empty() {
+            return Err(KeyError::NoSignatureKeys.into());
+        }
         KeySet::new(keys)
     }
 
