@@ -210,9 +210,15 @@ fn encryption_keys_in_a_set_are_skipped_not_fatal() {
     assert!(keys.find("ec").is_some() && keys.find("e").is_none());
     // A set of nothing but encryption keys (or nothing at all) cannot verify anything.
     let only_enc = JwkSet::from_json(format!(r#"{{"keys":[{enc}]}}"#).as_bytes()).expect("set");
-    assert_eq!(KeySet::from_jwks(&only_enc).unwrap_err(), Error::Key(KeyError::NoSignatureKeys));
+    assert_eq!(
+        KeySet::from_jwks(&only_enc).unwrap_err(),
+        Error::Key(KeyError::NoSignatureKeys)
+    );
     let empty = JwkSet::from_json(br#"{"keys":[]}"#).expect("set");
-    assert_eq!(KeySet::from_jwks(&empty).unwrap_err(), Error::Key(KeyError::NoSignatureKeys));
+    assert_eq!(
+        KeySet::from_jwks(&empty).unwrap_err(),
+        Error::Key(KeyError::NoSignatureKeys)
+    );
     // An unknown alg is still an error for a key that claims to be for signatures.
     let bad =
         r#"{"keys":[{"kty":"RSA","use":"sig","alg":"RSA-OAEP","kid":"e","n":"AQAB","e":"AQAB"}]}"#;
