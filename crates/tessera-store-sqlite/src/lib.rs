@@ -63,6 +63,23 @@ impl SqliteStore {
     /// A missing parent directory is created with mode 0700 and a missing file with mode 0600
     /// (on unix); existing ones keep their modes.
     pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        // Two processes creating the same new file race on switching it to WAL and migrating;
+        // SQLite answers the loser "locked" at once (busy handlers do not cover that step).
+        // Retrying a few times, with a growing pause, settles it.
+        let mut attempt = 0u32;
+        loop {
+            match SqliteStore::open_once(path).await {
+                Err(StoreError::Unavailable(_)) if attempt < 8 => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(25 * u64::from(attempt)))
+                        .await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn open_once(path: &Path) -> Result<SqliteStore, StoreError> {
         create_private_file(path)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
