@@ -2,13 +2,9 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue, header};
-use axum::middleware::{self, Next};
-use axum::response::Response;
 use tessera_domain::admin::{AdminToken, AdminTokenRecord};
 use tessera_domain::audit::{AuditEvent, AuditKind};
 use tessera_domain::clock::{Clock, UnixTime};
@@ -16,13 +12,8 @@ use tessera_domain::session::CookieSeal;
 use tessera_domain::store::Store;
 use tokio::net::TcpListener;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{
-    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
-use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::config::ServerConfig;
-use crate::error::Cause;
 use crate::passwords::BlockingPasswords;
 use crate::sessions::SessionCache;
 use crate::throttle::Throttle;
@@ -128,67 +119,19 @@ impl AppState {
     }
 }
 
-/// The full router with every middleware.
+/// The full router with every middleware: the edge (request id, CSRF, security headers,
+/// metrics, log line; see [`crate::edge`]) around the body-size limit, applied once so that a
+/// request crosses one boxed service, not one per concern.
 pub fn router(state: AppState) -> Router {
-    let request_id = HeaderName::from_static("x-request-id");
     let max_body = state.config().max_body;
     Router::new()
         .merge(crate::routes::router())
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::csrf::same_origin,
-        ))
-        .layer(middleware::from_fn(crate::metrics::track))
-        .layer(middleware::from_fn(log_request))
-        .layer(RequestBodyLimitLayer::new(max_body))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::REFERRER_POLICY,
-            // Nothing leaves for other sites, and same-origin posts keep a real `Origin`.
-            HeaderValue::from_static("same-origin"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CONTENT_SECURITY_POLICY,
-            // Pages load only our own stylesheet; no scripts at all; never framed (clickjacking).
-            HeaderValue::from_static("default-src 'none'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ))
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(crate::edge::EdgeLayer::new(state.clone()))
+                .layer(RequestBodyLimitLayer::new(max_body)),
+        )
         .with_state(state)
-}
-
-/// Middleware: one structured log line per request, carrying the request id and, for errors,
-/// the private cause attached by `ApiError` (never a secret, never a whole token).
-async fn log_request(request: Request, next: Next) -> Response {
-    let id = request
-        .extensions()
-        .get::<RequestId>()
-        .and_then(|r| r.header_value().to_str().ok())
-        .unwrap_or("-")
-        .to_owned();
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let status = response.status().as_u16();
-    let micros = started.elapsed().as_micros() as u64;
-    match response.extensions().get::<Cause>() {
-        Some(Cause(cause)) if status >= 500 => {
-            tracing::error!(request_id = %id, %method, %path, status, micros, cause = %cause, "request failed")
-        }
-        Some(Cause(cause)) => {
-            tracing::info!(request_id = %id, %method, %path, status, micros, cause = %cause, "request refused")
-        }
-        None => tracing::debug!(request_id = %id, %method, %path, status, micros, "request"),
-    }
-    response
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests and flushes touches.
@@ -221,6 +164,7 @@ fn spawn_background(state: AppState) -> Vec<tokio::task::JoinHandle<()>> {
             let mut tick = tokio::time::interval(Duration::from_secs(5));
             loop {
                 tick.tick().await;
+                crate::metrics::upkeep();
                 if let Err(e) = state.flush_touches().await {
                     tracing::warn!(error = %e, "could not flush session activity; will retry");
                 }

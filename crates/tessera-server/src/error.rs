@@ -2,6 +2,8 @@
 //! with RFC 6749 §5.2 and RFC 6750 §3.1. The client learns little; the log line (written by the
 //! middleware from the response extensions) gets the whole cause.
 
+use std::borrow::Cow;
+
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tessera_domain::{DomainError, StoreError};
@@ -10,7 +12,7 @@ use tessera_domain::{DomainError, StoreError};
 #[derive(Debug)]
 pub struct ApiError {
     code: Code,
-    cause: String,
+    cause: Cow<'static, str>,
     retry_after: Option<u64>,
 }
 
@@ -53,6 +55,21 @@ impl Code {
         }
     }
 
+    /// `{"error":"<code>"}`.
+    fn body(self) -> &'static str {
+        match self {
+            Code::TooLarge => r#"{"error":"request_too_large"}"#,
+            Code::Forbidden => r#"{"error":"forbidden"}"#,
+            Code::InvalidCredentials => r#"{"error":"invalid_credentials"}"#,
+            Code::InvalidRequest => r#"{"error":"invalid_request"}"#,
+            Code::InvalidToken => r#"{"error":"invalid_token"}"#,
+            Code::NotFound => r#"{"error":"not_found"}"#,
+            Code::RateLimited => r#"{"error":"rate_limited"}"#,
+            Code::ServerError => r#"{"error":"server_error"}"#,
+            Code::Unavailable => r#"{"error":"temporarily_unavailable"}"#,
+        }
+    }
+
     fn status(self) -> StatusCode {
         match self {
             Code::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -69,11 +86,11 @@ impl Code {
 
 /// The private cause, attached to the response for the logging middleware.
 #[derive(Clone, Debug)]
-pub(crate) struct Cause(pub(crate) String);
+pub(crate) struct Cause(pub(crate) Cow<'static, str>);
 
 impl ApiError {
     /// An error with a public code and a private cause.
-    pub fn new(code: Code, cause: impl Into<String>) -> ApiError {
+    pub fn new(code: Code, cause: impl Into<Cow<'static, str>>) -> ApiError {
         ApiError {
             code,
             cause: cause.into(),
@@ -82,7 +99,7 @@ impl ApiError {
     }
 
     /// A 429 with `Retry-After`.
-    pub fn rate_limited(seconds: u64, cause: impl Into<String>) -> ApiError {
+    pub fn rate_limited(seconds: u64, cause: impl Into<Cow<'static, str>>) -> ApiError {
         ApiError {
             code: Code::RateLimited,
             cause: cause.into(),
@@ -143,11 +160,24 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = serde_json::json!({ "error": self.code.as_str() });
-        if let Some(detail) = self.public_detail() {
-            body["error_description"] = detail.into();
-        }
-        let mut response = (self.code.status(), axum::Json(body)).into_response();
+        let mut response = match self.public_detail() {
+            Some(detail) => {
+                let body =
+                    serde_json::json!({ "error": self.code.as_str(), "error_description": detail });
+                (self.code.status(), axum::Json(body)).into_response()
+            }
+            // Most refusals (a forged cookie, a bad password) carry no detail: a fixed body,
+            // built without a JSON value or a serializer.
+            None => (
+                self.code.status(),
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                self.code.body(),
+            )
+                .into_response(),
+        };
         if let Some(seconds) = self.retry_after
             && let Ok(v) = HeaderValue::from_str(&seconds.to_string())
         {
@@ -161,5 +191,28 @@ impl IntoResponse for ApiError {
         }
         response.extensions_mut().insert(Cause(self.cause));
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_bodies_are_the_json_of_the_code() {
+        for code in [
+            Code::TooLarge,
+            Code::Forbidden,
+            Code::InvalidCredentials,
+            Code::InvalidRequest,
+            Code::InvalidToken,
+            Code::NotFound,
+            Code::RateLimited,
+            Code::ServerError,
+            Code::Unavailable,
+        ] {
+            let v: serde_json::Value = serde_json::from_str(code.body()).unwrap();
+            assert_eq!(v, serde_json::json!({ "error": code.as_str() }));
+        }
     }
 }

@@ -12,6 +12,7 @@ pub mod error;
 mod app;
 mod cookie;
 mod csrf;
+mod edge;
 mod extract;
 mod metrics;
 mod passwords;

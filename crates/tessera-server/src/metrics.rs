@@ -1,12 +1,13 @@
 //! Prometheus metrics: per-route request counts and latency histograms (middleware), login
 //! outcomes by reason, active sessions. One global recorder per process, rendered at `/metrics`.
 
-use std::sync::OnceLock;
-use std::time::Instant;
+use std::collections::HashMap;
+use std::sync::{OnceLock, RwLock};
+use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::extract::MatchedPath;
+use axum::http::{Method, StatusCode};
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// The process-wide Prometheus handle (installed on first use).
@@ -31,22 +32,82 @@ pub(crate) fn handle() -> PrometheusHandle {
         .clone()
 }
 
-/// Middleware: counts requests and observes latency per matched route (never the raw path,
-/// which would let clients create unbounded label values).
-pub(crate) async fn track(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("tessera_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
-        .increment(1);
-    metrics::histogram!("tessera_http_request_duration_seconds", "route" => route)
-        .record(started.elapsed().as_secs_f64());
-    response
+/// The per-route handles, registered once: looking a metric up by name and labels hashes and
+/// allocates the key, which is too slow for every request on the forward-auth path.
+struct RouteMetrics {
+    duration: Histogram,
+    /// One counter per (method label, status) seen on this route; a handful per route.
+    counters: Vec<(&'static str, u16, Counter)>,
+}
+
+/// Handles by route label.
+static ROUTES: OnceLock<RwLock<HashMap<Box<str>, RouteMetrics>>> = OnceLock::new();
+
+/// The method as a label: the standard methods, else `other` (a client may send any token as
+/// a method, and label values must stay few).
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// Counts a request and observes its latency, per matched route (never the raw path, which
+/// would let clients create unbounded label values).
+pub(crate) fn observe(
+    route: Option<&MatchedPath>,
+    method: &Method,
+    status: StatusCode,
+    elapsed: Duration,
+) {
+    let route = route.map_or("unmatched", |p| p.as_str());
+    let method = method_label(method);
+    let status = status.as_u16();
+    let routes = ROUTES.get_or_init(Default::default);
+    {
+        let map = routes.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = map.get(route)
+            && let Some((_, _, counter)) = m
+                .counters
+                .iter()
+                .find(|(me, st, _)| *me == method && *st == status)
+        {
+            counter.increment(1);
+            m.duration.record(elapsed.as_secs_f64());
+            return;
+        }
+    }
+    let mut map = routes.write().unwrap_or_else(|e| e.into_inner());
+    let m = map.entry(route.into()).or_insert_with(|| RouteMetrics {
+        duration: metrics::histogram!("tessera_http_request_duration_seconds", "route" => route.to_owned()),
+        counters: Vec::new(),
+    });
+    let counter = match m
+        .counters
+        .iter()
+        .find(|(me, st, _)| *me == method && *st == status)
+    {
+        Some((_, _, counter)) => counter.clone(),
+        None => {
+            let counter = metrics::counter!("tessera_http_requests_total", "route" => route.to_owned(), "method" => method, "status" => status.to_string());
+            m.counters.push((method, status, counter.clone()));
+            counter
+        }
+    };
+    counter.increment(1);
+    m.duration.record(elapsed.as_secs_f64());
+}
+
+/// Drains recorded histogram samples into their buckets. Without it, samples pile up in
+/// memory until the next scrape of `/metrics`; the server calls it every few seconds.
+pub(crate) fn upkeep() {
+    handle().run_upkeep();
 }
 
 /// Counts a login outcome (`success`, or the denial reason).

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::http::HeaderValue;
 use moka::future::Cache;
 use tessera_domain::StoreError;
 use tessera_domain::account::Account;
@@ -24,8 +25,35 @@ pub(crate) struct Resolved {
     /// The session as loaded (its `last_seen_at` is the stored value; see `last_seen`).
     pub(crate) session: Session,
     pub(crate) account: Arc<Account>,
+    /// The forward-auth identity headers, built once when the entry is loaded.
+    pub(crate) headers: IdentityHeaders,
     /// Last activity seen by this node, moved forward without a lock.
     last_seen: AtomicI64,
+}
+
+/// `X-Tessera-User`, `X-Tessera-Email` and `X-Tessera-Groups` values for an account; cloning
+/// a `HeaderValue` is a reference-count increment, so the hot path neither formats nor
+/// validates them.
+#[derive(Debug)]
+pub(crate) struct IdentityHeaders {
+    pub(crate) user: Option<HeaderValue>,
+    pub(crate) email: Option<HeaderValue>,
+    pub(crate) groups: Option<HeaderValue>,
+}
+
+impl IdentityHeaders {
+    /// The values for `account`; a value that cannot be a header is left out.
+    pub(crate) fn of(account: &Account) -> IdentityHeaders {
+        let groups: Vec<&str> = account.groups.iter().map(|g| g.as_str()).collect();
+        IdentityHeaders {
+            user: HeaderValue::from_str(account.username.as_str()).ok(),
+            email: account
+                .email
+                .as_ref()
+                .and_then(|e| HeaderValue::from_str(e.as_str()).ok()),
+            groups: HeaderValue::from_str(&groups.join(",")).ok(),
+        }
+    }
 }
 
 /// Cached sessions plus pending touches.
@@ -70,6 +98,7 @@ impl SessionCache {
                 };
                 let entry = Arc::new(Resolved {
                     last_seen: AtomicI64::new(session.last_seen_at.0),
+                    headers: IdentityHeaders::of(&account),
                     session,
                     account: Arc::new(account),
                 });

@@ -3,8 +3,8 @@
 //! the in-process session cache.
 
 use axum::Router;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
@@ -13,6 +13,10 @@ use crate::app::AppState;
 use crate::error::{ApiError, Code};
 use crate::extract::session_of;
 use crate::routes::redirect;
+
+const USER: HeaderName = HeaderName::from_static("x-tessera-user");
+const EMAIL: HeaderName = HeaderName::from_static("x-tessera-email");
+const GROUPS: HeaderName = HeaderName::from_static("x-tessera-groups");
 
 pub(super) fn router() -> Router<AppState> {
     Router::new().route("/auth/verify", get(verify))
@@ -27,33 +31,32 @@ struct VerifyQuery {
 
 /// `200` with `X-Tessera-User`, `X-Tessera-Email`, `X-Tessera-Groups` for a valid session; `401`
 /// otherwise, or `302` to the sign-in page when `rd` is given.
-async fn verify(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<VerifyQuery>,
-) -> Result<Response, ApiError> {
-    if let Some(session) = session_of(&headers, &state).await? {
-        let account = &session.resolved.account;
+async fn verify(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    // The request is borrowed, not extracted piecewise: a `HeaderMap` extractor would copy
+    // every header on the hot path.
+    let headers = request.headers();
+    if let Some(session) = session_of(headers, &state).await? {
+        let ids = &session.resolved.headers;
         let mut response = StatusCode::OK.into_response();
         let h = response.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(account.username.as_str()) {
-            h.insert("x-tessera-user", v);
-        }
-        if let Some(email) = &account.email
-            && let Ok(v) = HeaderValue::from_str(email.as_str())
-        {
-            h.insert("x-tessera-email", v);
-        }
-        let groups: Vec<&str> = account.groups.iter().map(|g| g.as_str()).collect();
-        if let Ok(v) = HeaderValue::from_str(&groups.join(",")) {
-            h.insert("x-tessera-groups", v);
+        h.reserve(6);
+        for (name, value) in [
+            (USER, &ids.user),
+            (EMAIL, &ids.email),
+            (GROUPS, &ids.groups),
+        ] {
+            if let Some(v) = value {
+                h.insert(name, v.clone());
+            }
         }
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         return Ok(response);
     }
+    let q: VerifyQuery = serde_urlencoded::from_str(request.uri().query().unwrap_or(""))
+        .map_err(|e| ApiError::new(Code::InvalidRequest, format!("forward-auth query: {e}")))?;
     if let Some(rd) = q.rd {
         let target = if rd.is_empty() || rd == "1" {
-            original_url(&headers)
+            original_url(headers)
         } else {
             Some(rd)
         };

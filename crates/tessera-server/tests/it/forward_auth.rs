@@ -16,6 +16,23 @@ async fn valid_session_gets_identity_headers() {
     assert_eq!(r.header("x-tessera-email"), Some("ada@example.com"));
     assert_eq!(r.header("x-tessera-groups"), Some("eng,ops"));
     assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert!(r.header("x-request-id").is_some());
+    // A grant is read by the proxy only: no browser-rendering headers on the hot path.
+    assert!(r.header("content-security-policy").is_none());
+    // A refusal may reach the browser (Traefik passes it on) and carries them.
+    let r = h.get("/auth/verify", None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    assert!(r.header("content-security-policy").is_some());
+    assert_eq!(r.header("content-type"), Some("application/json"));
+}
+
+#[tokio::test]
+async fn a_malformed_query_is_a_clear_400() {
+    let h = harness().await;
+    let r = h.get("/auth/verify?rd=1&rd=2", None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.json()["error"], "invalid_request");
 }
 
 #[tokio::test]

@@ -444,14 +444,33 @@ async fn metrics_count_logins_by_reason_and_requests_by_route() {
     h.get("/no/such/path/2", None).await;
     let m = h.get("/metrics", None).await;
     assert!(m.body.contains(r#"route="unmatched""#) && !m.body.contains("/no/such"));
+    // So do methods: any token is a valid HTTP method, but only the standard ones are labels.
+    h.send(
+        Request::builder()
+            .method("BREW")
+            .uri("/no/such/path/3")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    let m = h.get("/metrics", None).await;
+    assert!(m.body.contains(r#"method="other""#) && !m.body.contains("BREW"));
 }
 
 #[tokio::test]
 async fn request_ids_are_returned_and_propagated() {
     let h = harness().await;
     let r = h.get("/healthz", None).await;
-    let id = r.header("x-request-id").unwrap();
-    assert_eq!(id.len(), 36, "a UUID: {id}");
+    let id = r.header("x-request-id").unwrap().to_owned();
+    // `<16 hex: random per process>-<12 hex: counter>`.
+    assert_eq!(id.len(), 29, "{id}");
+    assert!(
+        id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'),
+        "{id}"
+    );
+    let again = h.get("/healthz", None).await;
+    assert_ne!(again.header("x-request-id"), Some(id.as_str()));
+    assert_eq!(again.header("x-request-id").unwrap()[..16], id[..16]);
     let r = h
         .send(
             Request::builder()
@@ -462,6 +481,18 @@ async fn request_ids_are_returned_and_propagated() {
         )
         .await;
     assert_eq!(r.header("x-request-id"), Some("trace-123"));
+    // An unprintable or overlong id from the client is replaced, not echoed.
+    let long = "x".repeat(129);
+    let r = h
+        .send(
+            Request::builder()
+                .uri("/healthz")
+                .header("x-request-id", long.as_str())
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.header("x-request-id").unwrap().len(), 29);
 }
 
 /// Counts hash verifications, to show unknown names cost the same work as known ones.
