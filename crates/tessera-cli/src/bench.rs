@@ -76,6 +76,9 @@ pub(crate) struct ForwardAuthArgs {
     /// producing log lines without a terminal's. `serve` defaults to `info`.
     #[arg(long, default_value = "off")]
     server_log: String,
+    /// Interleaved rounds of the ceiling, valid and forged loads; the table shows medians.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
     /// Seconds of unmeasured load before each HTTP scenario.
     #[arg(long, default_value_t = 1)]
     warmup: u64,
@@ -116,6 +119,39 @@ struct Row {
 }
 
 impl Row {
+    /// Each metric's median over `rows` (upper median for an even count); the most loaded
+    /// machine seen in any of them.
+    fn median(rows: &[Row]) -> Option<Row> {
+        let first = rows.first()?;
+        fn mid(mut v: Vec<f64>) -> f64 {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        }
+        let opt = |f: fn(&Row) -> Option<f64>| {
+            let v: Vec<f64> = rows.iter().filter_map(f).collect();
+            (v.len() == rows.len()).then(|| mid(v))
+        };
+        Some(Row {
+            name: first.name.clone(),
+            rate: mid(rows.iter().map(|r| r.rate).collect()),
+            p50_ms: opt(|r| r.p50_ms),
+            p99_ms: opt(|r| r.p99_ms),
+            server_us: opt(|r| r.server_us),
+            client_us: opt(|r| r.client_us),
+            other_cores: rows.iter().map(|r| r.other_cores).fold(0.0, f64::max),
+            note: if rows.len() > 1 {
+                let note = format!("median of {} rounds", rows.len());
+                if first.note.is_empty() {
+                    note
+                } else {
+                    format!("{}; {note}", first.note)
+                }
+            } else {
+                first.note.clone()
+            },
+        })
+    }
+
     fn http(name: &str, r: &Report, ok_only: bool, u: &Usage) -> Row {
         let rate = if ok_only {
             r.ok_per_second()
@@ -237,9 +273,15 @@ fn forward_auth(args: ForwardAuthArgs) -> Result<()> {
         .unwrap_or((4 * hash_concurrency) as u32)
         .clamp(1, (hash_concurrency + QUEUE) as u32);
     println!(
-        "  settings:  {} s per scenario (+{} s warm-up), {} connection(s) over {} wrk thread(s) for GETs, \
-         {login_connections} for logins; hash_concurrency {hash_concurrency}; server log {:?}",
-        args.seconds, args.warmup, args.connections, args.threads, args.server_log
+        "  settings:  {} s per scenario (+{} s warm-up), ceiling/valid/forged in {} interleaved round(s), \
+         {} connection(s) over {} wrk thread(s) for GETs, {login_connections} for logins; \
+         hash_concurrency {hash_concurrency} (threads at nice 10); server log {:?}",
+        args.seconds,
+        args.warmup,
+        args.rounds.max(1),
+        args.connections,
+        args.threads,
+        args.server_log
     );
     println!(
         "  servers:   ceiling http://{}  tessera http://{} (SQLite in {})",
@@ -374,7 +416,8 @@ async fn setup(
             .await
             .context("opening the temporary SQLite store")?,
     );
-    let passwords = BlockingPasswords::new(hasher.clone(), config.hash_concurrency, QUEUE);
+    let passwords = BlockingPasswords::new(hasher.clone(), config.hash_concurrency, QUEUE)
+        .context("starting the password-hashing threads")?;
     let password = tessera_token::b64::encode(tessera_domain::random::bytes::<18>());
     let new = NewAccount {
         username: Username::parse(USERNAME)?,
@@ -426,6 +469,8 @@ struct Results {
     login: Option<Row>,
     flood_verify: Option<Row>,
     flood_login: Option<Row>,
+    /// Per-round ratios, shown under the table.
+    rounds: Vec<String>,
     problems: Vec<String>,
 }
 
@@ -438,34 +483,59 @@ fn scenarios(b: &Bench, hasher: &Hasher, password: &str) -> Result<Results> {
         cookie: Some(cookie),
     };
 
-    if b.wants(Scenario::Ceiling) {
-        // The same request bytes as the valid-cookie load, to a handler that ignores them.
-        progress("ceiling: bare axum handler");
-        b.warm("ceiling", &valid, b.ceiling)?;
-        let (r, u) = b.http("ceiling", &valid, b.ceiling, b.args.connections)?;
-        check(&mut out.problems, "ceiling", &r, Expect::AllOk);
-        out.ceiling = Some(Row::http("ceiling: bare axum 200", &r, false, &u));
+    // The ceiling and the two /auth/verify loads run in interleaved rounds: machine load that
+    // drifts over a minute then affects all three alike, and the table shows per-metric
+    // medians over the rounds.
+    let mut ceilings = Vec::new();
+    let mut valids = Vec::new();
+    let mut forgeds = Vec::new();
+    for round in 1..=b.args.rounds.max(1) {
+        let of = format!("round {round}/{}", b.args.rounds.max(1));
+        if b.wants(Scenario::Ceiling) {
+            // The same request bytes as the valid-cookie load, to a handler that ignores them.
+            progress(&format!("ceiling: bare axum handler ({of})"));
+            b.warm("ceiling", &valid, b.ceiling)?;
+            let (r, u) = b.http("ceiling", &valid, b.ceiling, b.args.connections)?;
+            check(&mut out.problems, "ceiling", &r, Expect::AllOk);
+            ceilings.push(Row::http("ceiling: bare axum 200", &r, false, &u));
+        }
+        if b.wants(Scenario::Valid) {
+            progress(&format!("GET /auth/verify, valid cookie ({of})"));
+            b.warm("valid", &valid, b.tessera)?;
+            let (r, u) = b.http("valid", &valid, b.tessera, b.args.connections)?;
+            check(&mut out.problems, "valid cookie", &r, Expect::AllOk);
+            valids.push(Row::http("verify, valid cookie", &r, false, &u));
+        }
+        if b.wants(Scenario::Forged) {
+            progress(&format!("GET /auth/verify, forged cookies ({of})"));
+            let forged = Load::Forged {
+                path: verify,
+                cookie_name: "tessera",
+            };
+            b.warm("forged", &forged, b.tessera)?;
+            let (r, u) = b.http("forged", &forged, b.tessera, b.args.connections)?;
+            check(&mut out.problems, "forged cookies", &r, Expect::AllRefused);
+            let mut row = Row::http("verify, forged cookies (401)", &r, false, &u);
+            row.note = "a new random cookie per request".into();
+            forgeds.push(row);
+        }
     }
-    if b.wants(Scenario::Valid) {
-        progress("GET /auth/verify, valid cookie");
-        b.warm("valid", &valid, b.tessera)?;
-        let (r, u) = b.http("valid", &valid, b.tessera, b.args.connections)?;
-        check(&mut out.problems, "valid cookie", &r, Expect::AllOk);
-        out.valid = Some(Row::http("verify, valid cookie", &r, false, &u));
+    for (name, rows) in [("valid", &valids), ("forged", &forgeds)] {
+        if rows.len() > 1 && rows.len() == ceilings.len() {
+            let per_round: Vec<String> = rows
+                .iter()
+                .zip(&ceilings)
+                .map(|(r, c)| format!("{:.2}x", r.rate / c.rate.max(1e-9)))
+                .collect();
+            out.rounds.push(format!(
+                "{name} / ceiling req/s by round: {}",
+                per_round.join(" ")
+            ));
+        }
     }
-    if b.wants(Scenario::Forged) {
-        progress("GET /auth/verify, forged cookies");
-        let forged = Load::Forged {
-            path: verify,
-            cookie_name: "tessera",
-        };
-        b.warm("forged", &forged, b.tessera)?;
-        let (r, u) = b.http("forged", &forged, b.tessera, b.args.connections)?;
-        check(&mut out.problems, "forged cookies", &r, Expect::AllRefused);
-        let mut row = Row::http("verify, forged cookies (401)", &r, false, &u);
-        row.note = "a new random cookie per request".into();
-        out.forged = Some(row);
-    }
+    out.ceiling = Row::median(&ceilings);
+    out.valid = Row::median(&valids);
+    out.forged = Row::median(&forgeds);
     if b.wants(Scenario::Hash) {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         progress(&format!(
@@ -707,6 +777,9 @@ fn print_results(b: &Bench, r: &Results) {
     }
     for v in &verdicts {
         println!("  {v}");
+    }
+    for line in &r.rounds {
+        println!("  ({line})");
     }
     if !r.problems.is_empty() {
         println!("Problems (the numbers above may not mean what they say):");

@@ -47,7 +47,8 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
     let hasher = Hasher::new(server.hash_params).context("password hashing parameters")?;
     runtime()?.block_on(async move {
         let store = crate::store::open(&file).await?;
-        let passwords = BlockingPasswords::new(hasher, server.hash_concurrency, 64);
+        let passwords = BlockingPasswords::new(hasher, server.hash_concurrency, 64)
+            .context("starting the password-hashing threads")?;
         let state = AppState::new(server.clone(), store, Arc::new(SystemClock), passwords)
             .await
             .context("initialising server state")?;

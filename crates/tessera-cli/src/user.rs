@@ -144,7 +144,8 @@ pub(crate) fn run(cmd: UserCommand) -> Result<()> {
     runtime()?.block_on(async move {
         let store = crate::store::open(&file).await?;
         let store = store.as_ref();
-        let passwords = BlockingPasswords::new(Hasher::new(params)?, 1, 0);
+        let passwords = BlockingPasswords::new(Hasher::new(params)?, 1, 0)
+            .context("starting the password-hashing thread")?;
         let now = SystemClock.now();
         match cmd {
             UserCommand::Add {

@@ -205,10 +205,8 @@ mod tests {
         let b = b.to_str().unwrap();
         let (pb, nb) = b.split_at(17);
         assert_eq!(pa, pb);
-        assert_eq!(
-            u64::from_str_radix(nb, 16).unwrap(),
-            u64::from_str_radix(na, 16).unwrap() + 1
-        );
+        // (Other tests in this process draw ids too: later, not necessarily next.)
+        assert!(u64::from_str_radix(nb, 16).unwrap() > u64::from_str_radix(na, 16).unwrap());
     }
 
     #[test]

@@ -101,7 +101,7 @@ async fn node_with(
     let mut config = ServerConfig::dev("127.0.0.1:8080".parse().unwrap());
     tune(&mut config);
     config.validate().unwrap();
-    let passwords = BlockingPasswords::new(Hasher::insecure_fast_for_tests(), 2, 64);
+    let passwords = BlockingPasswords::new(Hasher::insecure_fast_for_tests(), 2, 64).unwrap();
     let state = AppState::new(config, store.clone(), Arc::new(clock.clone()), passwords)
         .await
         .unwrap();
@@ -137,7 +137,7 @@ impl Harness {
             groups: groups.iter().map(|g| Group::parse(g).unwrap()).collect(),
             role,
         };
-        let passwords = BlockingPasswords::new(Hasher::insecure_fast_for_tests(), 1, 4);
+        let passwords = BlockingPasswords::new(Hasher::insecure_fast_for_tests(), 1, 4).unwrap();
         accounts::create(
             self.store.as_ref(),
             &passwords,

@@ -538,7 +538,8 @@ async fn unknown_and_malformed_names_still_pay_for_a_password_hash() {
             tessera_domain::credential::password::Hasher::insecure_fast_for_tests(),
             1,
             4,
-        ),
+        )
+        .unwrap(),
         verifies: Default::default(),
         without_hash: Default::default(),
     };
