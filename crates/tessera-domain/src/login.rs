@@ -185,27 +185,26 @@ pub async fn login(
             if let Some(id) = &account_id {
                 event = event.account(id);
             }
-            if denial == Denial::WrongPassword
-                && let Some(id) = account_id
-            {
-                let until = ctx.now.plus(ctx.lockout.lock_for);
-                let after = ctx
-                    .store
-                    .record_login_failure(&id, ctx.lockout.lock_after, until, ctx.now)
-                    .await?;
-                if after.is_some_and(|a| a.is_locked(ctx.now)) {
-                    let lock = AuditEvent::new(AuditKind::AccountLocked, ctx.now)
-                        .account(&id)
-                        .username(&attempt.username)
-                        .ip(attempt.ip.as_deref());
-                    ctx.store.append_audit(&lock).await?;
+            match account_id {
+                Some(id) if denial == Denial::WrongPassword => {
+                    let until = ctx.now.plus(ctx.lockout.lock_for);
+                    let after = ctx
+                        .store
+                        .commit_login_failure(&id, ctx.lockout.lock_after, until, ctx.now, &event)
+                        .await?;
+                    if after.is_some_and(|a| a.is_locked(ctx.now)) {
+                        let lock = AuditEvent::new(AuditKind::AccountLocked, ctx.now)
+                            .account(&id)
+                            .username(&attempt.username)
+                            .ip(attempt.ip.as_deref());
+                        ctx.store.append_audit(&lock).await?;
+                    }
                 }
+                _ => ctx.store.append_audit(&event).await?,
             }
-            ctx.store.append_audit(&event).await?;
             Ok(Err(denial))
         }
         Step::Authenticated { account, amr } => {
-            ctx.store.record_login_success(&account.id, ctx.now).await?;
             if let Some(stored) = &hash
                 && ctx.passwords.needs_rehash(stored)
             {
@@ -222,10 +221,9 @@ pub async fn login(
                 ctx.now,
                 &ctx.sessions,
             );
-            ctx.store.create_session(&session).await?;
             let mut event = event.account(&account.id);
             event.kind = AuditKind::LoginSuccess;
-            ctx.store.append_audit(&event).await?;
+            ctx.store.commit_login_success(&session, &event).await?;
             Ok(Ok(LoggedIn {
                 account,
                 session,

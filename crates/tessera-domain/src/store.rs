@@ -147,9 +147,35 @@ pub trait SecretStore: Send + Sync {
     async fn server_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>>;
 }
 
+/// The writes of one sign-in attempt, each set in one transaction: an outcome is never
+/// recorded without its audit event, nor a session without the login that opened it, even if
+/// the process dies half-way (OWASP ASVS V7.1: every authentication decision is logged).
+#[async_trait]
+pub trait LoginStore: Send + Sync {
+    /// A successful sign-in: [`AccountStore::record_login_success`] for the session's account
+    /// at the session's creation time, [`SessionStore::create_session`], and `event` appended.
+    /// All or nothing: if the session cannot be stored, the failure count is not cleared and
+    /// no event is written.
+    async fn commit_login_success(&self, session: &Session, event: &AuditEvent) -> StoreResult<()>;
+
+    /// A wrong password: [`AccountStore::record_login_failure`] and `event` appended, together.
+    /// Returns the account after the update (`None` if there is no such account; the event is
+    /// written all the same).
+    async fn commit_login_failure(
+        &self,
+        id: &AccountId,
+        lock_after: u32,
+        lock_until: UnixTime,
+        now: UnixTime,
+        event: &AuditEvent,
+    ) -> StoreResult<Option<Account>>;
+}
+
 /// Everything the server needs from storage.
 #[async_trait]
-pub trait Store: AccountStore + SessionStore + AuditStore + AdminTokenStore + SecretStore {
+pub trait Store:
+    AccountStore + SessionStore + AuditStore + LoginStore + AdminTokenStore + SecretStore
+{
     /// Checks the database answers (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;
 

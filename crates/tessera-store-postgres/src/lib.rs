@@ -29,7 +29,8 @@ use tessera_domain::clock::UnixTime;
 use tessera_domain::credential::password::PasswordHash;
 use tessera_domain::session::{Session, SessionId, TokenHash};
 use tessera_domain::store::{
-    AccountStore, AdminTokenStore, AuditStore, SecretStore, SessionStore, Store, StoreResult,
+    AccountStore, AdminTokenStore, AuditStore, LoginStore, SecretStore, SessionStore, Store,
+    StoreResult,
 };
 
 use crate::decode::{account_from_row, audit_from_row, groups_json, json_list, session_from_row};
@@ -305,41 +306,11 @@ impl AccountStore for PgStore {
         lock_until: UnixTime,
         now: UnixTime,
     ) -> StoreResult<Option<Account>> {
-        // One statement: under concurrency PostgreSQL re-evaluates it on the newest row version
-        // once the row lock is granted, so failures on different nodes are all counted.
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE accounts SET \
-                 locked_until = CASE WHEN failed_logins + 1 >= $2 THEN $3 ELSE locked_until END, \
-                 failed_logins = CASE WHEN failed_logins + 1 >= $2 THEN 0 \
-                                      ELSE failed_logins + 1 END, \
-                 updated_at = $4 \
-             WHERE id = $1 RETURNING {ACCOUNT_COLUMNS}"
-        )))
-        .bind(id.as_str())
-        .bind(i64::from(lock_after))
-        .bind(lock_until.0)
-        .bind(now.0)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| map_err(Op::Write, e))?;
-        row.as_ref().map(account_from_row).transpose()
+        sql::record_login_failure(&self.pool, id, lock_after, lock_until, now).await
     }
 
     async fn record_login_success(&self, id: &AccountId, now: UnixTime) -> StoreResult<()> {
-        // Writes only when there is something to clear, so most logins cost no write. A lock
-        // still in force is kept: it may have been set by a concurrent failure.
-        sqlx::query(
-            "UPDATE accounts SET failed_logins = 0, \
-                 locked_until = CASE WHEN locked_until <= $2 THEN NULL ELSE locked_until END, \
-                 updated_at = $2 \
-             WHERE id = $1 AND (failed_logins <> 0 OR locked_until <= $2)",
-        )
-        .bind(id.as_str())
-        .bind(now.0)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| map_err(Op::Write, e))?;
-        Ok(())
+        sql::record_login_success(&self.pool, id, now).await
     }
 
     async fn unlock(&self, id: &AccountId, now: UnixTime) -> StoreResult<bool> {
@@ -363,25 +334,7 @@ const SESSION_COLUMNS: &str = "id, token_hash, account_id, created_at, last_seen
 #[async_trait]
 impl SessionStore for PgStore {
     async fn create_session(&self, session: &Session) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO sessions (id, token_hash, account_id, created_at, last_seen_at, \
-             expires_at, csrf, amr, ip, user_agent) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(session.id.as_str())
-        .bind(&session.token_hash.0[..])
-        .bind(session.account_id.as_str())
-        .bind(session.created_at.0)
-        .bind(session.last_seen_at.0)
-        .bind(session.expires_at.0)
-        .bind(session.csrf.as_str())
-        .bind(json_list(&session.amr))
-        .bind(session.ip.as_deref())
-        .bind(session.user_agent.as_deref())
-        .execute(&self.pool)
-        .await
-        .map_err(|e| map_err(Op::CreateSession, e))?;
-        Ok(())
+        sql::create_session(&self.pool, session).await
     }
 
     async fn session_by_token(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
@@ -500,20 +453,7 @@ impl SessionStore for PgStore {
 #[async_trait]
 impl AuditStore for PgStore {
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO audit (at, kind, account_id, username, ip, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(event.at.0)
-        .bind(event.kind.as_str())
-        .bind(event.account_id.as_ref().map(AccountId::as_str))
-        .bind(event.username.as_deref())
-        .bind(event.ip.as_deref())
-        .bind(event.detail.as_deref())
-        .execute(&self.pool)
-        .await
-        .map_err(|e| map_err(Op::Write, e))?;
-        Ok(())
+        sql::append_audit(&self.pool, event).await
     }
 
     async fn recent_audit(&self, limit: u32) -> StoreResult<Vec<AuditEvent>> {
@@ -578,6 +518,137 @@ impl SecretStore for PgStore {
             .fetch_one(&self.pool)
             .await
             .map_err(|e| map_err(Op::Read, e))
+    }
+}
+
+#[async_trait]
+impl LoginStore for PgStore {
+    async fn commit_login_success(&self, session: &Session, event: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(|e| map_err(Op::Write, e))?;
+        sql::record_login_success(&mut *tx, &session.account_id, session.created_at).await?;
+        sql::create_session(&mut *tx, session).await?;
+        sql::append_audit(&mut *tx, event).await?;
+        tx.commit().await.map_err(|e| map_err(Op::Write, e))
+    }
+
+    async fn commit_login_failure(
+        &self,
+        id: &AccountId,
+        lock_after: u32,
+        lock_until: UnixTime,
+        now: UnixTime,
+        event: &AuditEvent,
+    ) -> StoreResult<Option<Account>> {
+        let mut tx = self.pool.begin().await.map_err(|e| map_err(Op::Write, e))?;
+        let after = sql::record_login_failure(&mut *tx, id, lock_after, lock_until, now).await?;
+        sql::append_audit(&mut *tx, event).await?;
+        tx.commit().await.map_err(|e| map_err(Op::Write, e))?;
+        Ok(after)
+    }
+}
+
+/// The statements shared by the single-call methods and the sign-in transactions
+/// ([`LoginStore`]), generic over a pool or a transaction.
+mod sql {
+    use super::*;
+
+    pub(super) async fn record_login_failure<
+        'e,
+        E: sqlx::Executor<'e, Database = sqlx::Postgres>,
+    >(
+        ex: E,
+        id: &AccountId,
+        lock_after: u32,
+        lock_until: UnixTime,
+        now: UnixTime,
+    ) -> StoreResult<Option<Account>> {
+        // One statement: under concurrency PostgreSQL re-evaluates it on the newest row version
+        // once the row lock is granted, so failures on different nodes are all counted.
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE accounts SET \
+                 locked_until = CASE WHEN failed_logins + 1 >= $2 THEN $3 ELSE locked_until END, \
+                 failed_logins = CASE WHEN failed_logins + 1 >= $2 THEN 0 \
+                                      ELSE failed_logins + 1 END, \
+                 updated_at = $4 \
+             WHERE id = $1 RETURNING {ACCOUNT_COLUMNS}"
+        )))
+        .bind(id.as_str())
+        .bind(i64::from(lock_after))
+        .bind(lock_until.0)
+        .bind(now.0)
+        .fetch_optional(ex)
+        .await
+        .map_err(|e| map_err(Op::Write, e))?;
+        row.as_ref().map(account_from_row).transpose()
+    }
+
+    pub(super) async fn record_login_success<
+        'e,
+        E: sqlx::Executor<'e, Database = sqlx::Postgres>,
+    >(
+        ex: E,
+        id: &AccountId,
+        now: UnixTime,
+    ) -> StoreResult<()> {
+        // Writes only when there is something to clear, so most logins cost no write. A lock
+        // still in force is kept: it may have been set by a concurrent failure.
+        sqlx::query(
+            "UPDATE accounts SET failed_logins = 0, \
+                 locked_until = CASE WHEN locked_until <= $2 THEN NULL ELSE locked_until END, \
+                 updated_at = $2 \
+             WHERE id = $1 AND (failed_logins <> 0 OR locked_until <= $2)",
+        )
+        .bind(id.as_str())
+        .bind(now.0)
+        .execute(ex)
+        .await
+        .map_err(|e| map_err(Op::Write, e))?;
+        Ok(())
+    }
+
+    pub(super) async fn create_session<'e, E: sqlx::Executor<'e, Database = sqlx::Postgres>>(
+        ex: E,
+        session: &Session,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sessions (id, token_hash, account_id, created_at, last_seen_at, \
+             expires_at, csrf, amr, ip, user_agent) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(session.id.as_str())
+        .bind(&session.token_hash.0[..])
+        .bind(session.account_id.as_str())
+        .bind(session.created_at.0)
+        .bind(session.last_seen_at.0)
+        .bind(session.expires_at.0)
+        .bind(session.csrf.as_str())
+        .bind(json_list(&session.amr))
+        .bind(session.ip.as_deref())
+        .bind(session.user_agent.as_deref())
+        .execute(ex)
+        .await
+        .map_err(|e| map_err(Op::CreateSession, e))?;
+        Ok(())
+    }
+
+    pub(super) async fn append_audit<'e, E: sqlx::Executor<'e, Database = sqlx::Postgres>>(
+        ex: E,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO audit (at, kind, account_id, username, ip, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(event.at.0)
+        .bind(event.kind.as_str())
+        .bind(event.account_id.as_ref().map(AccountId::as_str))
+        .bind(event.username.as_deref())
+        .bind(event.ip.as_deref())
+        .bind(event.detail.as_deref())
+        .execute(ex)
+        .await
+        .map_err(|e| map_err(Op::Write, e))?;
+        Ok(())
     }
 }
 

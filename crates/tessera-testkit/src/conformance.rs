@@ -432,6 +432,104 @@ pub async fn login_success_resets_failures(store: Arc<dyn Store>) {
         .unwrap();
 }
 
+/// `commit_login_success` clears the failures, stores the session and appends the event in one
+/// transaction: when the session cannot be stored, none of it happens.
+pub async fn login_commit_success_is_all_or_nothing(store: Arc<dyn Store>) {
+    let a = create(&*store, "victor").await;
+    store
+        .record_login_failure(&a.id, 5, T0.plus(900), T0)
+        .await
+        .unwrap();
+    let event = |detail: &str| {
+        AuditEvent::new(AuditKind::LoginSuccess, T0.plus(1))
+            .account(&a.id)
+            .username("victor")
+            .detail(detail)
+    };
+    let s = session(&a.id, T0.plus(1));
+    store
+        .commit_login_success(&s, &event("first"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.session_by_token(&s.token_hash).await.unwrap(),
+        Some(s.clone())
+    );
+    let got = store.account_by_id(&a.id).await.unwrap().unwrap();
+    assert_eq!((got.failed_logins, got.locked_until), (0, None));
+    let audit = store.recent_audit(10).await.unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].detail.as_deref(), Some("first"));
+    assert_eq!(audit[0].account_id.as_ref(), Some(&a.id));
+
+    // The same token again: the session insert conflicts, and the whole sign-in is undone.
+    store
+        .record_login_failure(&a.id, 5, T0.plus(900), T0.plus(2))
+        .await
+        .unwrap();
+    let again = Session {
+        id: SessionId::generate(),
+        ..s.clone()
+    };
+    let err = store
+        .commit_login_success(&again, &event("second"))
+        .await
+        .expect_err("duplicate token");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    let got = store.account_by_id(&a.id).await.unwrap().unwrap();
+    assert_eq!(got.failed_logins, 1, "the failure count was not cleared");
+    let audit = store.recent_audit(10).await.unwrap();
+    assert_eq!(audit.len(), 1, "no event for the undone sign-in: {audit:?}");
+    let sessions = store.sessions_of(&a.id).await.unwrap();
+    assert_eq!(hashes(&sessions), hashes(std::slice::from_ref(&s)));
+    assert_eq!(sessions[0].id, s.id, "only the first sign-in's session");
+    // A session for an account that does not exist: nothing written either.
+    let orphan = session(&AccountId::generate(), T0.plus(3));
+    assert!(
+        store
+            .commit_login_success(&orphan, &event("orphan"))
+            .await
+            .is_err()
+    );
+    assert_eq!(store.recent_audit(10).await.unwrap().len(), 1);
+}
+
+/// `commit_login_failure` counts the failure and appends the event together, also for an
+/// account that no longer exists.
+pub async fn login_commit_failure_counts_and_audits(store: Arc<dyn Store>) {
+    let a = create(&*store, "wendy").await;
+    let event = AuditEvent::new(AuditKind::LoginFailure, T0)
+        .account(&a.id)
+        .username("wendy")
+        .detail("wrong_password");
+    let after = store
+        .commit_login_failure(&a.id, 2, T0.plus(900), T0, &event)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((after.failed_logins, after.locked_until), (1, None));
+    let after = store
+        .commit_login_failure(&a.id, 2, T0.plus(900), T0.plus(1), &event)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (after.failed_logins, after.locked_until),
+        (0, Some(T0.plus(900)))
+    );
+    let gone = AccountId::generate();
+    assert!(
+        store
+            .commit_login_failure(&gone, 2, T0.plus(900), T0.plus(2), &event)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let audit = store.recent_audit(10).await.unwrap();
+    assert_eq!(audit.len(), 3);
+    assert!(audit.iter().all(|e| e.kind == AuditKind::LoginFailure));
+}
+
 /// `unlock` lifts the lock and clears the count.
 pub async fn unlock_clears_lock_and_count(store: Arc<dyn Store>) {
     let a = create(&*store, "locked").await;

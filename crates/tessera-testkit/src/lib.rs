@@ -102,6 +102,8 @@ macro_rules! store_conformance_tests {
             accounts_delete_cascades_to_sessions_only,
             login_failures_count_lock_and_restart,
             login_success_resets_failures,
+            login_commit_success_is_all_or_nothing,
+            login_commit_failure_counts_and_audits,
             unlock_clears_lock_and_count,
             login_failures_are_atomic_under_concurrency,
             sessions_round_trip_every_field,
