@@ -13,7 +13,7 @@ use crate::session::{Session, SessionPolicy, SessionToken};
 use crate::store::Store;
 
 /// Runs password hashing where it cannot starve the async executor. The server implements it
-/// with a bounded blocking pool; tests may run it inline.
+/// with a bounded pool of low-priority threads; tests may run it inline.
 #[async_trait]
 pub trait PasswordCheck: Send + Sync {
     /// Verifies `password` against `stored` (a dummy hash when `None`, same cost).

@@ -60,7 +60,7 @@ pub struct ServerConfig {
     pub passwords: PasswordPolicy,
     /// argon2id cost.
     pub hash_params: HashParams,
-    /// Concurrent password hashes (the blocking pool's width). Default: the number of CPUs.
+    /// Concurrent password hashes (the hashing threads). Default: the number of CPUs.
     pub hash_concurrency: usize,
     /// Login throttling.
     pub throttle: ThrottleConfig,

@@ -162,7 +162,7 @@ impl Default for HashParams {
 }
 
 /// Hashes and verifies passwords with argon2id. CPU-heavy: callers run it on a bounded
-/// blocking pool, never on an async executor thread.
+/// pool of their own threads, never on an async executor thread.
 #[derive(Clone)]
 pub struct Hasher {
     argon: Argon2<'static>,
