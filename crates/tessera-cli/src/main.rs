@@ -12,6 +12,7 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod admin_token;
 mod bench;
 mod config;
 mod input;
@@ -44,6 +45,9 @@ enum Command {
     /// Manage accounts.
     #[command(subcommand)]
     User(user::UserCommand),
+    /// Manage admin API tokens.
+    #[command(subcommand)]
+    AdminToken(admin_token::AdminTokenCommand),
     /// Load tests (wrk drives servers running in this process).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -72,6 +76,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::serve(args).map_err(Failure::Usage),
         Command::Migrate(args) => serve::migrate(args).map_err(Failure::Usage),
         Command::User(cmd) => user::run(cmd).map_err(Failure::Usage),
+        Command::AdminToken(cmd) => admin_token::run(cmd).map_err(Failure::Usage),
         Command::Bench(cmd) => bench::run(cmd).map_err(Failure::Usage),
     };
     match result {

@@ -6,7 +6,10 @@ use std::fmt;
 use aws_lc_rs::digest;
 use zeroize::Zeroizing;
 
+use crate::audit::{AuditEvent, AuditKind};
 use crate::clock::UnixTime;
+use crate::error::DomainError;
+use crate::store::Store;
 
 /// The visible prefix of admin tokens, so that leaked ones are easy to spot by scanners.
 pub const PREFIX: &str = "tsa_";
@@ -59,4 +62,77 @@ pub struct AdminTokenRecord {
     pub label: String,
     /// When it was created.
     pub created_at: UnixTime,
+}
+
+impl AdminTokenRecord {
+    /// The token's public name for listing and revoking: the first 6 bytes of its SHA-256 in
+    /// hex. It says nothing usable about the 256-bit token itself.
+    pub fn id(&self) -> String {
+        self.hash[..ID_BYTES]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// Bytes of the hash shown as a token's id.
+const ID_BYTES: usize = 6;
+
+/// The longest label an admin token may carry.
+pub const MAX_LABEL: usize = 64;
+
+/// Creates an admin token labelled `label` (1 to 64 characters, no control characters), stores
+/// its hash, audits it, and returns the token to show once.
+pub async fn create_token(
+    store: &dyn Store,
+    label: &str,
+    now: UnixTime,
+) -> Result<(AdminToken, AdminTokenRecord), DomainError> {
+    let label = label.trim();
+    if label.is_empty() || label.chars().count() > MAX_LABEL || label.chars().any(char::is_control)
+    {
+        return Err(DomainError::Invalid(format!(
+            "an admin token label is 1 to {MAX_LABEL} characters without control characters"
+        )));
+    }
+    let token = AdminToken::generate();
+    let record = AdminTokenRecord {
+        hash: token.hash(),
+        label: label.to_owned(),
+        created_at: now,
+    };
+    store.create_admin_token(&record).await?;
+    store
+        .append_audit(&AuditEvent::new(AuditKind::AdminTokenCreated, now).detail(record.id()))
+        .await?;
+    Ok((token, record))
+}
+
+/// Revokes the admin token whose id (as [`AdminTokenRecord::id`] shows it) is `id`, at once:
+/// the server checks admin tokens against the store on every request. Audited.
+pub async fn revoke_token(
+    store: &dyn Store,
+    id: &str,
+    now: UnixTime,
+) -> Result<AdminTokenRecord, DomainError> {
+    let id = id.trim().to_ascii_lowercase();
+    if id.len() != 2 * ID_BYTES || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(DomainError::Invalid(format!(
+            "an admin token id is {} hexadecimal digits, as `admin-token list` shows",
+            2 * ID_BYTES
+        )));
+    }
+    let record = store
+        .list_admin_tokens()
+        .await?
+        .into_iter()
+        .find(|r| r.id() == id)
+        .ok_or(DomainError::NotFound)?;
+    if !store.delete_admin_token(&record.hash).await? {
+        return Err(DomainError::NotFound);
+    }
+    store
+        .append_audit(&AuditEvent::new(AuditKind::AdminTokenRevoked, now).detail(&id))
+        .await?;
+    Ok(record)
 }

@@ -23,6 +23,8 @@ pub enum AuditKind {
     AccountUnlocked,
     /// An admin API token was created.
     AdminTokenCreated,
+    /// An admin API token was revoked.
+    AdminTokenRevoked,
     /// A login failed.
     LoginFailure,
     /// A login succeeded.
@@ -46,6 +48,7 @@ impl AuditKind {
             AuditKind::AccountLocked => "account_locked",
             AuditKind::AccountUnlocked => "account_unlocked",
             AuditKind::AdminTokenCreated => "admin_token_created",
+            AuditKind::AdminTokenRevoked => "admin_token_revoked",
             AuditKind::LoginFailure => "login_failure",
             AuditKind::LoginSuccess => "login_success",
             AuditKind::Logout => "logout",
@@ -65,6 +68,7 @@ impl AuditKind {
             AccountLocked,
             AccountUnlocked,
             AdminTokenCreated,
+            AdminTokenRevoked,
             LoginFailure,
             LoginSuccess,
             Logout,

@@ -137,6 +137,12 @@ pub trait AdminTokenStore: Send + Sync {
 
     /// Number of admin tokens.
     async fn count_admin_tokens(&self) -> StoreResult<u64>;
+
+    /// Every admin token record, oldest first.
+    async fn list_admin_tokens(&self) -> StoreResult<Vec<AdminTokenRecord>>;
+
+    /// Deletes the token with this hash; false if there is none.
+    async fn delete_admin_token(&self, hash: &[u8; 32]) -> StoreResult<bool>;
 }
 
 /// Server-wide secrets shared by every node (e.g. the session-cookie filter key).

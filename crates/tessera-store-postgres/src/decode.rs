@@ -5,6 +5,7 @@ use sqlx::Row as _;
 use sqlx::postgres::PgRow;
 use tessera_domain::StoreError;
 use tessera_domain::account::{Account, AccountId, Email, Group, Role, Username};
+use tessera_domain::admin::AdminTokenRecord;
 use tessera_domain::audit::{AuditEvent, AuditKind};
 use tessera_domain::clock::UnixTime;
 use tessera_domain::session::{Session, SessionId, TokenHash};
@@ -112,5 +113,17 @@ pub(crate) fn audit_from_row(row: &PgRow) -> Result<AuditEvent, StoreError> {
         username: get(row, "username")?,
         ip: get(row, "ip")?,
         detail: get(row, "detail")?,
+    })
+}
+
+/// An `admin_tokens` row: the hash must be 32 bytes.
+pub(crate) fn admin_token_from_row(row: &PgRow) -> Result<AdminTokenRecord, StoreError> {
+    let hash: Vec<u8> = get(row, "hash")?;
+    Ok(AdminTokenRecord {
+        hash: hash
+            .try_into()
+            .map_err(|_| corrupt("admin token hash length"))?,
+        label: get(row, "label")?,
+        created_at: UnixTime(get(row, "created_at")?),
     })
 }

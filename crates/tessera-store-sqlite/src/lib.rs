@@ -34,7 +34,10 @@ use tessera_domain::store::{
     StoreResult,
 };
 
-use crate::decode::{account_from_row, audit_from_row, groups_json, json_list, session_from_row};
+use crate::decode::{
+    account_from_row, admin_token_from_row, audit_from_row, groups_json, json_list,
+    session_from_row,
+};
 use crate::error::{Op, map_err};
 
 /// How long SQLite waits for a lock held by another connection or process.
@@ -480,6 +483,25 @@ impl AdminTokenStore for SqliteStore {
                 .fetch_one(&self.reader)
                 .await,
         )
+    }
+
+    async fn list_admin_tokens(&self) -> StoreResult<Vec<AdminTokenRecord>> {
+        let rows = sqlx::query(
+            "SELECT hash, label, created_at FROM admin_tokens ORDER BY created_at, hash",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(|e| map_err(Op::Read, e))?;
+        rows.iter().map(admin_token_from_row).collect()
+    }
+
+    async fn delete_admin_token(&self, hash: &[u8; 32]) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM admin_tokens WHERE hash = ?1")
+            .bind(&hash[..])
+            .execute(&self.writer)
+            .await
+            .map_err(|e| map_err(Op::Write, e))?;
+        Ok(done.rows_affected() > 0)
     }
 }
 

@@ -962,6 +962,7 @@ pub async fn audit_appends_and_lists_newest_first(store: Arc<dyn Store>) {
         AccountLocked,
         AccountUnlocked,
         AdminTokenCreated,
+        AdminTokenRevoked,
         LoginFailure,
         LoginSuccess,
         Logout,
@@ -1000,6 +1001,23 @@ pub async fn admin_tokens_are_stored_and_counted(store: Arc<dyn Store>) {
     store.create_admin_token(&other).await.unwrap();
     assert_eq!(store.count_admin_tokens().await.unwrap(), 2);
     assert!(store.admin_token_exists(&other.hash).await.unwrap());
+    // Listed oldest first, every field intact.
+    let newer = AdminTokenRecord {
+        hash: [9u8; 32],
+        label: "ci".to_owned(),
+        created_at: T0.plus(60),
+    };
+    store.create_admin_token(&newer).await.unwrap();
+    let listed = store.list_admin_tokens().await.unwrap();
+    assert_eq!(listed.len(), 3);
+    assert_eq!(listed[2], newer);
+    assert!(listed.contains(&record) && listed.contains(&other));
+    // Deleted: gone at once, the others untouched; deleting again says so.
+    assert!(store.delete_admin_token(&record.hash).await.unwrap());
+    assert!(!store.admin_token_exists(&record.hash).await.unwrap());
+    assert!(!store.delete_admin_token(&record.hash).await.unwrap());
+    assert_eq!(store.list_admin_tokens().await.unwrap(), vec![other, newer]);
+    assert_eq!(store.count_admin_tokens().await.unwrap(), 2);
 }
 
 /// `server_secret` stores the first candidate and returns it ever after, also under a race.

@@ -240,3 +240,108 @@ fn sigterm_finishes_in_flight_requests() {
     // And it no longer listens.
     assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
 }
+
+/// Runs `tessera admin-token …` on the server's data directory: (exit code, stdout, stderr).
+fn admin_token(data: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .arg("admin-token")
+        .args(args)
+        .args(["--data-dir", data.to_str().expect("utf-8")])
+        .output()
+        .expect("run admin-token");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn admin_tokens_are_created_listed_and_revoked_at_once_on_a_running_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = start(dir.path());
+    // The bootstrap token, printed once on the server's console.
+    let mut bootstrap = None;
+    for _ in 0..10 {
+        let mut line = String::new();
+        server.stdout.read_line(&mut line).expect("read stdout");
+        if let Some(t) = line.split_whitespace().find(|w| w.starts_with("tsa_")) {
+            bootstrap = Some(t.to_owned());
+            break;
+        }
+    }
+    let bootstrap = format!("Bearer {}", bootstrap.expect("bootstrap token printed"));
+    let users = |auth: &str| {
+        request(
+            server.port,
+            "GET",
+            "/admin/api/users",
+            &[("Authorization", auth)],
+            "",
+        )
+        .0
+    };
+
+    let (code, out, err) = admin_token(dir.path(), &["create", "--label", "ci deploy"]);
+    assert_eq!(code, 0, "{err}");
+    let token = out.trim().to_owned();
+    assert!(token.starts_with("tsa_") && token.len() == 47, "{out}");
+    assert!(err.contains("shown only this once"), "{err}");
+    let auth = format!("Bearer {token}");
+    assert_eq!(users(&auth), 200);
+
+    let (code, out, _) = admin_token(dir.path(), &["list", "--json"]);
+    assert_eq!(code, 0);
+    let listed: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let listed = listed.as_array().expect("array");
+    assert_eq!(listed.len(), 2, "bootstrap and ci: {out}");
+    assert!(
+        !out.contains("tsa_"),
+        "a listing never shows a token: {out}"
+    );
+    let id = listed
+        .iter()
+        .find(|t| t["label"] == "ci deploy")
+        .and_then(|t| t["id"].as_str())
+        .expect("ci token listed")
+        .to_owned();
+    assert_eq!(id.len(), 12);
+
+    let (code, out, err) = admin_token(dir.path(), &["revoke", &id]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&id), "{out}");
+    // The running server refuses it at once (admin tokens are checked in the store per request).
+    assert_eq!(users(&auth), 401);
+    assert_eq!(users(&bootstrap), 200);
+    let (_, _, audit) = request(
+        server.port,
+        "GET",
+        "/admin/api/audit",
+        &[("Authorization", &bootstrap)],
+        "",
+    );
+    assert!(
+        audit.contains("admin_token_revoked") && audit.contains(&id),
+        "{audit}"
+    );
+
+    // Bad input: a clear error and exit 2, nothing changed.
+    let (code, _, err) = admin_token(dir.path(), &["revoke", &id]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no admin token has the id"), "{err}");
+    let (code, _, err) = admin_token(dir.path(), &["revoke", "not-an-id"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("12 hexadecimal digits"), "{err}");
+    let (code, _, err) = admin_token(dir.path(), &["create", "--label", "  "]);
+    assert_eq!(code, 2);
+    assert!(err.contains("label"), "{err}");
+    let (_, out, _) = admin_token(dir.path(), &["list"]);
+    assert_eq!(
+        out.lines().count(),
+        2,
+        "header and the bootstrap token: {out}"
+    );
+
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+}
