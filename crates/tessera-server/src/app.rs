@@ -5,8 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use tessera_domain::admin::{AdminToken, AdminTokenRecord};
-use tessera_domain::audit::{AuditEvent, AuditKind};
+use tessera_domain::admin::AdminToken;
 use tessera_domain::clock::{Clock, UnixTime};
 use tessera_domain::session::CookieSeal;
 use tessera_domain::store::Store;
@@ -98,23 +97,13 @@ impl AppState {
 
     /// Creates the first admin token if there is neither an admin token nor an admin account,
     /// and returns it so that the caller can show it once. Stored only as a hash.
-    pub async fn bootstrap_admin(&self) -> Result<Option<AdminToken>, tessera_domain::StoreError> {
+    pub async fn bootstrap_admin(&self) -> Result<Option<AdminToken>, tessera_domain::DomainError> {
         let store = self.store();
         if store.count_admin_tokens().await? > 0 || store.count_admins().await? > 0 {
             return Ok(None);
         }
-        let token = AdminToken::generate();
-        let now = self.now();
-        store
-            .create_admin_token(&AdminTokenRecord {
-                hash: token.hash(),
-                label: "bootstrap".into(),
-                created_at: now,
-            })
-            .await?;
-        store
-            .append_audit(&AuditEvent::new(AuditKind::AdminTokenCreated, now).detail("bootstrap"))
-            .await?;
+        let (token, _) =
+            tessera_domain::admin::create_token(store, "bootstrap", self.now()).await?;
         Ok(Some(token))
     }
 }
