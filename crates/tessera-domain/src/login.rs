@@ -188,17 +188,20 @@ pub async fn login(
             match account_id {
                 Some(id) if denial == Denial::WrongPassword => {
                     let until = ctx.now.plus(ctx.lockout.lock_for);
-                    let after = ctx
-                        .store
-                        .commit_login_failure(&id, ctx.lockout.lock_after, until, ctx.now, &event)
+                    let lock = AuditEvent::new(AuditKind::AccountLocked, ctx.now)
+                        .account(&id)
+                        .username(&attempt.username)
+                        .ip(attempt.ip.as_deref());
+                    ctx.store
+                        .commit_login_failure(
+                            &id,
+                            ctx.lockout.lock_after,
+                            until,
+                            ctx.now,
+                            &event,
+                            &lock,
+                        )
                         .await?;
-                    if after.is_some_and(|a| a.is_locked(ctx.now)) {
-                        let lock = AuditEvent::new(AuditKind::AccountLocked, ctx.now)
-                            .account(&id)
-                            .username(&attempt.username)
-                            .ip(attempt.ip.as_deref());
-                        ctx.store.append_audit(&lock).await?;
-                    }
                 }
                 _ => ctx.store.append_audit(&event).await?,
             }

@@ -164,9 +164,11 @@ pub trait LoginStore: Send + Sync {
     /// no event is written.
     async fn commit_login_success(&self, session: &Session, event: &AuditEvent) -> StoreResult<()>;
 
-    /// A wrong password: [`AccountStore::record_login_failure`] and `event` appended, together.
-    /// Returns the account after the update (`None` if there is no such account; the event is
-    /// written all the same).
+    /// A wrong password: [`AccountStore::record_login_failure`] and `event` appended, together,
+    /// with `lock_event` as well when this failure locked the account (its lock now ends at
+    /// `lock_until`). Returns the account after the update (`None` if there is no such account;
+    /// `event` is written all the same).
+    #[allow(clippy::too_many_arguments)]
     async fn commit_login_failure(
         &self,
         id: &AccountId,
@@ -174,6 +176,7 @@ pub trait LoginStore: Send + Sync {
         lock_until: UnixTime,
         now: UnixTime,
         event: &AuditEvent,
+        lock_event: &AuditEvent,
     ) -> StoreResult<Option<Account>>;
 }
 

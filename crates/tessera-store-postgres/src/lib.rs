@@ -560,10 +560,17 @@ impl LoginStore for PgStore {
         lock_until: UnixTime,
         now: UnixTime,
         event: &AuditEvent,
+        lock_event: &AuditEvent,
     ) -> StoreResult<Option<Account>> {
         let mut tx = self.pool.begin().await.map_err(|e| map_err(Op::Write, e))?;
         let after = sql::record_login_failure(&mut *tx, id, lock_after, lock_until, now).await?;
         sql::append_audit(&mut *tx, event).await?;
+        if after
+            .as_ref()
+            .is_some_and(|a| a.locked_until == Some(lock_until))
+        {
+            sql::append_audit(&mut *tx, lock_event).await?;
+        }
         tx.commit().await.map_err(|e| map_err(Op::Write, e))?;
         Ok(after)
     }

@@ -548,6 +548,7 @@ impl LoginStore for SqliteStore {
         lock_until: UnixTime,
         now: UnixTime,
         event: &AuditEvent,
+        lock_event: &AuditEvent,
     ) -> StoreResult<Option<Account>> {
         let mut tx = self
             .writer
@@ -556,6 +557,12 @@ impl LoginStore for SqliteStore {
             .map_err(|e| map_err(Op::Write, e))?;
         let after = sql::record_login_failure(&mut *tx, id, lock_after, lock_until, now).await?;
         sql::append_audit(&mut *tx, event).await?;
+        if after
+            .as_ref()
+            .is_some_and(|a| a.locked_until == Some(lock_until))
+        {
+            sql::append_audit(&mut *tx, lock_event).await?;
+        }
         tx.commit().await.map_err(|e| map_err(Op::Write, e))?;
         Ok(after)
     }

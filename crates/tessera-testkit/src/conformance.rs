@@ -494,40 +494,61 @@ pub async fn login_commit_success_is_all_or_nothing(store: Arc<dyn Store>) {
     assert_eq!(store.recent_audit(10).await.unwrap().len(), 1);
 }
 
-/// `commit_login_failure` counts the failure and appends the event together, also for an
-/// account that no longer exists.
+/// `commit_login_failure` counts the failure and appends the event together, the lock event
+/// too when this failure locks the account, also for an account that no longer exists.
 pub async fn login_commit_failure_counts_and_audits(store: Arc<dyn Store>) {
     let a = create(&*store, "wendy").await;
     let event = AuditEvent::new(AuditKind::LoginFailure, T0)
         .account(&a.id)
         .username("wendy")
         .detail("wrong_password");
+    let lock = AuditEvent::new(AuditKind::AccountLocked, T0.plus(1)).account(&a.id);
     let after = store
-        .commit_login_failure(&a.id, 2, T0.plus(900), T0, &event)
+        .commit_login_failure(&a.id, 2, T0.plus(900), T0, &event, &lock)
         .await
         .unwrap()
         .unwrap();
     assert_eq!((after.failed_logins, after.locked_until), (1, None));
+    let kinds = |audit: Vec<AuditEvent>| audit.iter().map(|e| e.kind).collect::<Vec<_>>();
+    assert_eq!(
+        kinds(store.recent_audit(10).await.unwrap()),
+        [AuditKind::LoginFailure],
+        "not locked yet: no lock event"
+    );
     let after = store
-        .commit_login_failure(&a.id, 2, T0.plus(900), T0.plus(1), &event)
+        .commit_login_failure(&a.id, 2, T0.plus(901), T0.plus(1), &event, &lock)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(
         (after.failed_logins, after.locked_until),
-        (0, Some(T0.plus(900)))
+        (0, Some(T0.plus(901)))
+    );
+    assert_eq!(
+        kinds(store.recent_audit(10).await.unwrap()),
+        [
+            AuditKind::AccountLocked,
+            AuditKind::LoginFailure,
+            AuditKind::LoginFailure
+        ]
     );
     let gone = AccountId::generate();
     assert!(
         store
-            .commit_login_failure(&gone, 2, T0.plus(900), T0.plus(2), &event)
+            .commit_login_failure(&gone, 1, T0.plus(900), T0.plus(2), &event, &lock)
             .await
             .unwrap()
             .is_none()
     );
     let audit = store.recent_audit(10).await.unwrap();
-    assert_eq!(audit.len(), 3);
-    assert!(audit.iter().all(|e| e.kind == AuditKind::LoginFailure));
+    assert_eq!(audit.len(), 4, "the event for a vanished account is kept");
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|e| e.kind == AuditKind::AccountLocked)
+            .count(),
+        1
+    );
 }
 
 /// `unlock` lifts the lock and clears the count.

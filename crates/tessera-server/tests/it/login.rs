@@ -160,6 +160,29 @@ async fn consecutive_failures_lock_the_account_until_time_or_admin_lifts_it() {
         )
         .await;
     assert_eq!(shown.json()["locked"], true, "{}", shown.body);
+    // The audit log has the three failures and, once, the lock they caused.
+    let audit = h
+        .json(
+            Method::GET,
+            "/admin/api/audit",
+            serde_json::Value::Null,
+            &[("authorization", &admin)],
+        )
+        .await;
+    let kinds: Vec<String> = audit
+        .json()
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", audit.body))
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let count = |k: &str| kinds.iter().filter(|x| *x == k).count();
+    assert_eq!(
+        count("login_failure"),
+        4,
+        "3 wrong + 1 while locked: {kinds:?}"
+    );
+    assert_eq!(count("account_locked"), 1, "{kinds:?}");
     // Time lifts it.
     h.clock.advance(601);
     assert_eq!(h.login("ada", PASSWORD).await.status, StatusCode::OK);
