@@ -40,6 +40,7 @@ pub(crate) struct SessionSection {
     pub(crate) idle_timeout: i64,
     pub(crate) absolute_timeout: i64,
     pub(crate) touch_interval: i64,
+    pub(crate) cache_ttl: u64,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -96,6 +97,7 @@ impl Default for SessionSection {
             idle_timeout: p.idle_timeout,
             absolute_timeout: p.absolute_timeout,
             touch_interval: p.touch_interval,
+            cache_ttl: ServerConfig::dev(SocketAddr::from(([127, 0, 0, 1], 0))).session_cache_ttl,
         }
     }
 }
@@ -217,6 +219,7 @@ impl FileConfig {
             absolute_timeout: self.session.absolute_timeout,
             touch_interval: self.session.touch_interval,
         };
+        config.session_cache_ttl = self.session.cache_ttl;
         config.lockout = LockoutPolicy::new(self.lockout.lock_after, self.lockout.lock_for)?;
         (config.passwords, config.hash_params) = self.password_rules()?;
         if self.password.hash_concurrency > 0 {

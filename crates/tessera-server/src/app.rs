@@ -50,7 +50,11 @@ impl AppState {
         let key = store.server_secret(COOKIE_SEAL_SECRET, &candidate).await?;
         Ok(AppState {
             inner: Arc::new(Inner {
-                sessions: SessionCache::new(config.sessions, 1_000_000),
+                sessions: SessionCache::new(
+                    config.sessions,
+                    1_000_000,
+                    Duration::from_secs(config.session_cache_ttl),
+                ),
                 throttle: Throttle::new(&config.throttle),
                 seal: CookieSeal::new(&key),
                 store,

@@ -54,6 +54,9 @@ pub struct ServerConfig {
     pub transport: Transport,
     /// Session lifetimes.
     pub sessions: SessionPolicy,
+    /// Seconds a node may answer from its cached copy of a session before reading it again:
+    /// the bound on how late it sees a change made elsewhere (the CLI, another node).
+    pub session_cache_ttl: u64,
     /// Account lockout.
     pub lockout: LockoutPolicy,
     /// New-password rules.
@@ -78,6 +81,7 @@ impl ServerConfig {
             public_origin: format!("http://{listen}"),
             transport: Transport::Dev,
             sessions: SessionPolicy::default(),
+            session_cache_ttl: 10,
             lockout: LockoutPolicy::default(),
             passwords: PasswordPolicy::default(),
             hash_params: HashParams::default(),
@@ -122,6 +126,9 @@ impl ServerConfig {
             || !(1..=self.sessions.idle_timeout).contains(&self.sessions.touch_interval)
         {
             return Err("sessions: need idle_timeout >= 60 s, absolute >= idle, 1 <= touch_interval <= idle".into());
+        }
+        if !(1..=300).contains(&self.session_cache_ttl) {
+            return Err("session cache_ttl must be 1..=300 seconds".into());
         }
         Ok(())
     }

@@ -65,15 +65,14 @@ pub(crate) struct SessionCache {
 }
 
 impl SessionCache {
-    /// How long a cached entry may be used before it is re-read from the store. Bounds how late
-    /// a change made by another node (or directly in the database) is seen.
-    const TTL: Duration = Duration::from_secs(60);
-
-    pub(crate) fn new(policy: SessionPolicy, capacity: u64) -> SessionCache {
+    /// A cache of up to `capacity` sessions, each used for at most `ttl` before it is read
+    /// from the store again: the bound on how late a change made by another node (or directly
+    /// in the database, as the CLI does) is seen.
+    pub(crate) fn new(policy: SessionPolicy, capacity: u64, ttl: Duration) -> SessionCache {
         SessionCache {
             cache: Cache::builder()
                 .max_capacity(capacity)
-                .time_to_live(Self::TTL)
+                .time_to_live(ttl)
                 .build(),
             touches: Arc::new(Mutex::new(HashMap::new())),
             policy,

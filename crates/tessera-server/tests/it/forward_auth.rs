@@ -176,3 +176,51 @@ async fn logout_requires_the_csrf_token() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn changes_made_elsewhere_are_seen_within_the_cache_ttl() {
+    let h = crate::harness::harness_with(|c| c.session_cache_ttl = 1).await;
+    let (cookie, _) = h.session("ada").await;
+    assert_eq!(
+        h.get("/auth/verify", Some(&cookie)).await.status,
+        StatusCode::OK
+    );
+    // What `tessera user disable` does from another process: straight to the store, no
+    // notice to this server. (Domain call, so that its sessions are deleted as the CLI does.)
+    use crate::harness::ClockExt as _;
+    let actor = tessera_domain::accounts::Actor {
+        ip: None,
+        label: "cli".into(),
+    };
+    tessera_domain::accounts::set_disabled(
+        h.store.as_ref(),
+        "ada",
+        true,
+        &actor,
+        h.clock.now_time(),
+    )
+    .await
+    .unwrap();
+    // Within the TTL the cached copy still answers (this server was not told)…
+    assert_eq!(
+        h.get("/auth/verify", Some(&cookie)).await.status,
+        StatusCode::OK
+    );
+    // …and after it, the store's word counts.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(
+        h.get("/auth/verify", Some(&cookie)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn the_cache_ttl_is_validated() {
+    let mut c = tessera_server::ServerConfig::dev("127.0.0.1:8080".parse().unwrap());
+    for bad in [0, 301] {
+        c.session_cache_ttl = bad;
+        assert!(c.validate().unwrap_err().contains("cache_ttl"), "{bad}");
+    }
+    c.session_cache_ttl = 300;
+    assert!(c.validate().is_ok());
+}
