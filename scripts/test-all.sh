@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The full test suite: what CI runs (through .ci/run) and what a developer runs before landing.
-# Installs what it needs: a Python venv with the interop peers, and cargo-fuzz for the smoke run.
+# Installs what it needs: a Python venv with the interop peers, wrk for the load-test smoke run,
+# and cargo-fuzz for the fuzz smoke run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,6 +45,19 @@ cargo build -p tessera-cli
 step "browser: sign-in, sessions and sign-out in headless Chromium"
 tests/browser/run.sh
 # --- end of browser step ---
+
+step "load-test smoke: tessera bench forward-auth, 1 s per scenario (a debug build: numbers meaningless)"
+# Keeps the load-test command working; it fails if any answer is wrong. wrk from Debian.
+if ! command -v wrk >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+  else
+    echo "wrk is not installed; run as root or: sudo apt-get install -y wrk" >&2
+    exit 1
+  fi
+fi
+target/debug/tessera bench forward-auth --seconds 1 --rounds 1 --warmup 0 --connections 4
 
 if [ "${SKIP_FUZZ:-0}" != 1 ]; then
   step "fuzz smoke run"

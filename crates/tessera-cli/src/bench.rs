@@ -354,6 +354,12 @@ fn forward_auth(args: ForwardAuthArgs) -> Result<()> {
     rt.shutdown_timeout(Duration::from_secs(2));
     let results = results?;
     print_results(&bench, &results);
+    // Wrong answers (or none) make the numbers meaningless: fail, so scripts notice.
+    ensure!(
+        results.problems.is_empty(),
+        "the load test saw {} problem(s), listed above",
+        results.problems.len()
+    );
     Ok(())
 }
 
