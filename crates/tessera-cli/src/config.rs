@@ -97,7 +97,7 @@ impl Default for SessionSection {
             idle_timeout: p.idle_timeout,
             absolute_timeout: p.absolute_timeout,
             touch_interval: p.touch_interval,
-            cache_ttl: ServerConfig::dev(SocketAddr::from(([127, 0, 0, 1], 0))).session_cache_ttl,
+            cache_ttl: tessera_server::config::DEFAULT_SESSION_CACHE_TTL,
         }
     }
 }

@@ -42,6 +42,9 @@ impl Default for ThrottleConfig {
     }
 }
 
+/// The default of [`ServerConfig::session_cache_ttl`], in seconds.
+pub const DEFAULT_SESSION_CACHE_TTL: u64 = 10;
+
 /// Everything the server needs to run, already validated.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -81,7 +84,7 @@ impl ServerConfig {
             public_origin: format!("http://{listen}"),
             transport: Transport::Dev,
             sessions: SessionPolicy::default(),
-            session_cache_ttl: 10,
+            session_cache_ttl: DEFAULT_SESSION_CACHE_TTL,
             lockout: LockoutPolicy::default(),
             passwords: PasswordPolicy::default(),
             hash_params: HashParams::default(),

@@ -73,35 +73,38 @@ pub(crate) fn observe(
     {
         let map = routes.read().unwrap_or_else(|e| e.into_inner());
         if let Some(m) = map.get(route)
-            && let Some((_, _, counter)) = m
-                .counters
-                .iter()
-                .find(|(me, st, _)| *me == method && *st == status)
+            && m.observe(method, status, elapsed)
         {
-            counter.increment(1);
-            m.duration.record(elapsed.as_secs_f64());
             return;
         }
     }
+    // First time for this route, method and status: register its handles once.
     let mut map = routes.write().unwrap_or_else(|e| e.into_inner());
     let m = map.entry(route.into()).or_insert_with(|| RouteMetrics {
         duration: metrics::histogram!("tessera_http_request_duration_seconds", "route" => route.to_owned()),
         counters: Vec::new(),
     });
-    let counter = match m
-        .counters
-        .iter()
-        .find(|(me, st, _)| *me == method && *st == status)
-    {
-        Some((_, _, counter)) => counter.clone(),
-        None => {
-            let counter = metrics::counter!("tessera_http_requests_total", "route" => route.to_owned(), "method" => method, "status" => status.to_string());
-            m.counters.push((method, status, counter.clone()));
-            counter
-        }
-    };
-    counter.increment(1);
-    m.duration.record(elapsed.as_secs_f64());
+    if !m.observe(method, status, elapsed) {
+        let counter = metrics::counter!("tessera_http_requests_total", "route" => route.to_owned(), "method" => method, "status" => status.to_string());
+        m.counters.push((method, status, counter));
+        m.observe(method, status, elapsed);
+    }
+}
+
+impl RouteMetrics {
+    /// Counts the request and records its latency, if this (method, status) has a counter.
+    fn observe(&self, method: &'static str, status: u16, elapsed: Duration) -> bool {
+        let Some((_, _, counter)) = self
+            .counters
+            .iter()
+            .find(|(me, st, _)| *me == method && *st == status)
+        else {
+            return false;
+        };
+        counter.increment(1);
+        self.duration.record(elapsed.as_secs_f64());
+        true
+    }
 }
 
 /// Drains recorded histogram samples into their buckets. Without it, samples pile up in
