@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The full test suite: what CI runs (through .ci/run) and what a developer runs before landing.
 # Installs what it needs: a Python venv with the interop peers, wrk for the load-test smoke run,
-# and cargo-fuzz for the fuzz smoke run.
+# chromium, nginx and caddy (apt) for the browser and proxy tests, and cargo-fuzz for the fuzz
+# smoke run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,6 +46,11 @@ cargo build -p tessera-cli
 step "browser: sign-in, sessions and sign-out in headless Chromium"
 tests/browser/run.sh
 # --- end of browser step ---
+
+# --- proxy step (tests/proxy/run.sh): Debian's nginx and Caddy as docs/proxy.md configures them ---
+step "proxies: sign-in through nginx and Caddy (Debian packages) in headless Chromium"
+tests/proxy/run.sh
+# --- end of proxy step ---
 
 step "load-test smoke: tessera bench forward-auth, 1 s per scenario (a debug build: numbers meaningless)"
 # Keeps the load-test command working; it fails if any answer is wrong. wrk from Debian.

@@ -36,9 +36,10 @@ command -v node >/dev/null 2>&1 || die "node is not installed"
 command -v npm >/dev/null 2>&1 || die "npm is not installed"
 
 # --- npm dependencies, exactly as locked -----------------------------------------------------
-locked_version() { node -e 'console.log(require(process.argv[1]).packages["node_modules/playwright-core"].version)' "$1"; }
-installed="$here/node_modules/playwright-core/package.json"
-if [ ! -f "$installed" ] || [ "$(locked_version "$here/package-lock.json")" != "$(node -p "require('$installed').version")" ]; then
+# Every locked package at its locked version, or `npm ci`.
+locked() { node -e 'const l=require(process.argv[1]).packages; console.log(Object.keys(l).filter(k=>k).map(k=>k+"@"+l[k].version).sort().join(" "))' "$1"; }
+have() { node -e 'const fs=require("fs"),p=require("path"); const l=require(process.argv[1]).packages; console.log(Object.keys(l).filter(k=>k).map(k=>{try{return k+"@"+JSON.parse(fs.readFileSync(p.join(process.argv[2],k,"package.json"))).version}catch{return k+"@missing"}}).sort().join(" "))' "$1" "$here"; }
+if [ "$(locked "$here/package-lock.json")" != "$(have "$here/package-lock.json")" ]; then
   say "npm ci"
   (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
 fi
@@ -82,6 +83,11 @@ password="$(node -e 'console.log(require("crypto").randomBytes(18).toString("bas
 printf '%s\n' "$password" | "$tessera" user add "$username" --email alice@example.com --group staff \
   --password-stdin --data-dir "$data" >/dev/null
 
+# A logo (branding.logo), to check that the pages show it under their CSP.
+cat >"$work/logo.svg" <<'SVG'
+<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40" viewBox="0 0 40 40"><rect width="40" height="40" rx="8" fill="#2350d3"/><path d="M10 12h20v5h-7.5v13h-5V17H10z" fill="#fff"/></svg>
+SVG
+
 free_port() {
   node -e 'const s = require("net").createServer(); s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });'
 }
@@ -90,7 +96,8 @@ free_port() {
 base=""
 for attempt in 1 2 3; do
   port="$(free_port)"
-  "$tessera" serve --listen "127.0.0.1:$port" --data-dir "$data" >"$work/server.log" 2>&1 &
+  TESSERA_BRANDING__LOGO="$work/logo.svg" \
+    "$tessera" serve --listen "127.0.0.1:$port" --data-dir "$data" >"$work/server.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 100); do
     if ! kill -0 "$server_pid" 2>/dev/null; then break; fi

@@ -12,7 +12,8 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 
@@ -26,6 +27,11 @@ const ARTIFACTS = process.env.BROWSER_TEST_ARTIFACTS || '';
 const GENERIC_FAILURE = 'Wrong username or password.';
 // Dev mode on loopback: no `__Host-` prefix, no Secure (production: `__Host-tessera`).
 const SESSION_COOKIE = 'tessera';
+// axe-core, evaluated in the page through the DevTools protocol (the pages' CSP allows no
+// script of their own, and none is added to them).
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+// The narrowest common phone viewport the pages must fit without horizontal scrolling.
+const PHONE = { width: 390, height: 844 };
 
 const CHROMIUM_ARGS = [
   '--headless',
@@ -131,9 +137,55 @@ async function signIn(page) {
   assert.equal(await page.locator('#who').textContent(), USERNAME);
 }
 
-/** The rows of the sessions table. */
+/** The entries of the sessions list. */
 function sessionRows(page) {
-  return page.locator('table tbody tr');
+  return page.locator('ul.sessions > li');
+}
+
+/**
+ * Runs axe-core (WCAG 2.x A and AA rules, plus its best practices) on the page in the light
+ * and the dark colour scheme, and fails on any violation.
+ */
+async function assertAccessible(page, what) {
+  for (const colorScheme of ['light', 'dark']) {
+    await page.emulateMedia({ colorScheme });
+    const violations = await page.evaluate(async (source) => {
+      if (!window.axe) (0, eval)(source);
+      const result = await window.axe.run(document, { resultTypes: ['violations'] });
+      return result.violations.map((v) => ({
+        rule: v.id,
+        impact: v.impact,
+        nodes: v.nodes.map((n) => `${n.target.join(' ')}: ${n.failureSummary.replace(/\s+/g, ' ')}`),
+      }));
+    }, AXE_SOURCE);
+    assert.deepEqual(violations, [], `${what}, ${colorScheme} scheme: axe-core violations`);
+  }
+  await page.emulateMedia({ colorScheme: null });
+}
+
+/** At 390 px wide: no horizontal scrolling, and the content is centred. */
+async function assertFitsPhone(page, what) {
+  const before = page.viewportSize();
+  await page.setViewportSize(PHONE);
+  try {
+    const layout = await page.evaluate(() => {
+      const main = document.querySelector('main').getBoundingClientRect();
+      return {
+        scrollWidth: document.scrollingElement.scrollWidth,
+        left: main.left,
+        right: window.innerWidth - main.right,
+      };
+    });
+    assert.ok(layout.scrollWidth <= PHONE.width, `${what}: ${layout.scrollWidth} px wide at ${PHONE.width} px`);
+    assert.ok(Math.abs(layout.left - layout.right) <= 1, `${what}: not centred (${layout.left} / ${layout.right})`);
+  } finally {
+    await page.setViewportSize(before);
+  }
+  const wide = await page.evaluate(() => {
+    const main = document.querySelector('main').getBoundingClientRect();
+    return { left: main.left, right: window.innerWidth - main.right };
+  });
+  assert.ok(Math.abs(wide.left - wide.right) <= 1, `${what}: not centred on a wide screen (${wide.left} / ${wide.right})`);
 }
 
 async function assertRefused(name, why) {
@@ -221,6 +273,19 @@ test('sign-in, sessions and sign-out in a real browser', { timeout: 60_000 }, as
     assert.equal(await verifyStatus(A), 401);
   });
 
+  await step('the sign-in page is accessible in both colour schemes and fits a phone', async () => {
+    await assertAccessible(A, 'sign-in page with an error');
+    await assertFitsPhone(A, 'sign-in page');
+  });
+
+  await step('the configured logo is shown (served by tessera under its CSP)', async () => {
+    const logo = A.locator('header.brand img.logo');
+    assert.equal(await logo.count(), 1);
+    const loaded = await logo.evaluate((img) => img.complete && img.naturalWidth > 0);
+    assert.ok(loaded, 'the logo image loaded');
+    assert.equal(await A.locator('#product-name').textContent(), 'tessera');
+  });
+
   await step('the right password lands on /account with one session, this one', async () => {
     const response = await submitSignIn(A, USERNAME, PASSWORD);
     assert.equal(response.status(), 303, await describe(response));
@@ -263,12 +328,32 @@ test('sign-in, sessions and sign-out in a real browser', { timeout: 60_000 }, as
     assert.notEqual((await sessionCookie('A')).value, (await sessionCookie('B')).value);
   });
 
+  await step('sessions are named by browser and system, with distinct actions', async () => {
+    const rows = sessionRows(A);
+    for (const row of await rows.all()) {
+      const device = (await row.locator('.device').textContent()).trim();
+      assert.match(device, /^(Headless )?Chrome on Linux$/, 'a short name, not the raw user agent');
+    }
+    assert.doesNotMatch(await A.content(), /Mozilla\/5\.0/, 'no raw user-agent string on the page');
+    // Ending another session, this session, and all of them are three different buttons.
+    const other = rows.filter({ hasNotText: '(this session)' });
+    assert.equal(await other.getByRole('button', { name: /^End session/ }).count(), 1);
+    assert.equal(await rows.filter({ hasText: '(this session)' }).getByRole('button').count(), 0);
+    assert.equal(await A.getByRole('button', { name: 'Sign out', exact: true }).count(), 1);
+    assert.equal(await A.getByRole('button', { name: 'Sign out everywhere', exact: true }).count(), 1);
+  });
+
+  await step('the account page is accessible in both colour schemes and fits a phone', async () => {
+    await assertAccessible(A, 'account page');
+    await assertFitsPhone(A, 'account page');
+  });
+
   await step("signing out the other session from the first browser refuses the second", async () => {
     const other = sessionRows(A).filter({ hasNotText: '(this session)' });
     assert.equal(await other.count(), 1);
     const [revoked] = await Promise.all([
       A.waitForResponse((r) => /\/account\/sessions\/[^/]+\/revoke$/.test(new URL(r.url()).pathname)),
-      other.getByRole('button', { name: /^Sign out/ }).click(),
+      other.getByRole('button', { name: /^End session/ }).click(),
     ]);
     assert.equal(revoked.status(), 303, await describe(revoked));
     await A.waitForURL(`${BASE}/account`);

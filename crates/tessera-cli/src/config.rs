@@ -32,6 +32,47 @@ pub(crate) struct FileConfig {
     pub(crate) lockout: LockoutSection,
     pub(crate) password: PasswordSection,
     pub(crate) throttle: ThrottleSection,
+    pub(crate) branding: BrandingSection,
+}
+
+/// `[branding]`: the product name and logo on the pages.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct BrandingSection {
+    pub(crate) product_name: String,
+    /// A PNG, JPEG, WebP or SVG file; empty for none.
+    pub(crate) logo: PathBuf,
+}
+
+impl Default for BrandingSection {
+    fn default() -> Self {
+        BrandingSection {
+            product_name: tessera_server::config::Branding::default().product_name,
+            logo: PathBuf::new(),
+        }
+    }
+}
+
+impl BrandingSection {
+    /// The validated branding, with the logo file read.
+    fn branding(&self) -> Result<tessera_server::config::Branding> {
+        use tessera_server::config::{Branding, Logo};
+        let logo = if self.logo.as_os_str().is_empty() {
+            None
+        } else {
+            let path = &self.logo;
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("branding.logo = {:?}: cannot read", path.display()))?;
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            Some(Logo::new(&name.unwrap_or_default(), bytes).map_err(anyhow::Error::msg)?)
+        };
+        let branding = Branding {
+            product_name: self.product_name.clone(),
+            logo,
+        };
+        branding.validate().map_err(anyhow::Error::msg)?;
+        Ok(branding)
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -86,6 +127,7 @@ impl Default for FileConfig {
             lockout: LockoutSection::default(),
             password: PasswordSection::default(),
             throttle: ThrottleSection::default(),
+            branding: BrandingSection::default(),
         }
     }
 }
@@ -233,6 +275,7 @@ impl FileConfig {
         };
         config.redirect_domains = self.redirect_domains.clone();
         config.max_body = self.max_body;
+        config.branding = self.branding.branding()?;
         config.validate().map_err(anyhow::Error::msg)?;
         Ok(config)
     }

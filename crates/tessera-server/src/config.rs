@@ -74,6 +74,8 @@ pub struct ServerConfig {
     pub redirect_domains: Vec<String>,
     /// Largest accepted request body in bytes.
     pub max_body: usize,
+    /// The product name and logo on the pages.
+    pub branding: Branding,
 }
 
 impl ServerConfig {
@@ -92,6 +94,7 @@ impl ServerConfig {
             throttle: ThrottleConfig::default(),
             redirect_domains: Vec::new(),
             max_body: 64 * 1024,
+            branding: Branding::default(),
         }
     }
 
@@ -133,6 +136,7 @@ impl ServerConfig {
         if !(1..=300).contains(&self.session_cache_ttl) {
             return Err("session cache_ttl must be 1..=300 seconds".into());
         }
+        self.branding.validate()?;
         Ok(())
     }
 
@@ -144,5 +148,153 @@ impl ServerConfig {
     /// The host part of the public origin.
     pub fn public_host(&self) -> &str {
         self.public_origin.split("://").nth(1).unwrap_or_default()
+    }
+}
+
+/// What the pages show of the product: its name (page titles and header) and an optional
+/// logo, served by tessera itself at `/static/logo` (the pages' CSP allows images from this
+/// origin only).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Branding {
+    /// The product name, 1 to 64 characters, no control characters. Default `tessera`.
+    pub product_name: String,
+    /// The logo image, if any.
+    pub logo: Option<Logo>,
+}
+
+impl Default for Branding {
+    fn default() -> Self {
+        Branding {
+            product_name: "tessera".into(),
+            logo: None,
+        }
+    }
+}
+
+impl Branding {
+    /// Checks the product name.
+    pub fn validate(&self) -> Result<(), String> {
+        let n = self.product_name.chars().count();
+        if !(1..=64).contains(&n) || self.product_name.chars().any(char::is_control) {
+            return Err(format!(
+                "branding.product_name must be 1 to 64 characters without control characters, got {:?}",
+                self.product_name
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A logo image checked against its declared type: PNG, JPEG, WebP or SVG, at most
+/// [`Logo::MAX_BYTES`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Logo {
+    content_type: &'static str,
+    bytes: axum::body::Bytes,
+}
+
+impl std::fmt::Debug for Logo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Logo({}, {} bytes)", self.content_type, self.bytes.len())
+    }
+}
+
+impl Logo {
+    /// The largest logo accepted, in bytes.
+    pub const MAX_BYTES: usize = 256 * 1024;
+
+    /// A logo from a file's name (its extension gives the type) and content, which must match
+    /// that type. The error says what is wrong, for the operator.
+    pub fn new(file_name: &str, bytes: Vec<u8>) -> Result<Logo, String> {
+        let ext = file_name
+            .rsplit_once('.')
+            .map(|(_, e)| e.to_ascii_lowercase())
+            .unwrap_or_default();
+        let (content_type, ok) = match ext.as_str() {
+            "png" => ("image/png", bytes.starts_with(b"\x89PNG\r\n\x1a\n")),
+            "jpg" | "jpeg" => ("image/jpeg", bytes.starts_with(&[0xff, 0xd8, 0xff])),
+            "webp" => (
+                "image/webp",
+                bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP",
+            ),
+            "svg" => (
+                "image/svg+xml",
+                std::str::from_utf8(&bytes).is_ok_and(|t| t.contains("<svg")),
+            ),
+            _ => {
+                return Err(format!(
+                    "branding.logo {file_name:?}: use a .png, .jpg, .webp or .svg file"
+                ));
+            }
+        };
+        if bytes.is_empty() || bytes.len() > Logo::MAX_BYTES {
+            return Err(format!(
+                "branding.logo {file_name:?}: {} bytes; the limit is {} bytes",
+                bytes.len(),
+                Logo::MAX_BYTES
+            ));
+        }
+        if !ok {
+            return Err(format!(
+                "branding.logo {file_name:?}: the content is not a {content_type} image"
+            ));
+        }
+        Ok(Logo {
+            content_type,
+            bytes: bytes.into(),
+        })
+    }
+
+    /// The `Content-Type` it is served with.
+    pub fn content_type(&self) -> &'static str {
+        self.content_type
+    }
+
+    /// The image (a cheap, shared copy).
+    pub fn bytes(&self) -> axum::body::Bytes {
+        self.bytes.clone()
+    }
+}
+
+#[cfg(test)]
+mod branding_tests {
+    use super::*;
+
+    #[test]
+    fn logos_must_be_what_their_names_say() {
+        let png = b"\x89PNG\r\n\x1a\nrest".to_vec();
+        assert_eq!(
+            Logo::new("a.PNG", png.clone()).unwrap().content_type(),
+            "image/png"
+        );
+        assert!(
+            Logo::new("a.svg", png.clone())
+                .unwrap_err()
+                .contains("not a image/svg+xml")
+        );
+        assert!(Logo::new("a.gif", png).unwrap_err().contains(".png, .jpg"));
+        let svg = br#"<svg xmlns="http://www.w3.org/2000/svg"/>"#.to_vec();
+        assert_eq!(
+            Logo::new("l.svg", svg).unwrap().content_type(),
+            "image/svg+xml"
+        );
+        assert!(Logo::new("l.png", vec![]).is_err());
+        let mut big = b"\x89PNG\r\n\x1a\n".to_vec();
+        big.resize(Logo::MAX_BYTES + 1, 0);
+        assert!(Logo::new("l.png", big).unwrap_err().contains("limit"));
+    }
+
+    #[test]
+    fn product_names_are_checked() {
+        let mut b = Branding::default();
+        assert!(b.validate().is_ok());
+        b.product_name = String::new();
+        assert!(b.validate().is_err());
+        b.product_name = "a\nb".into();
+        assert!(b.validate().is_err());
+        b.product_name = "x".repeat(65);
+        assert!(b.validate().is_err());
+        b.product_name = "Acme Sign-in".into();
+        assert!(b.validate().is_ok());
     }
 }

@@ -104,6 +104,13 @@ where
         let method = request.method().clone();
         let uri = request.uri().clone();
         let refused = crate::csrf::refuse(&request, &self.state);
+        // A browser asking for a page (not the proxy's forward-auth check) gets errors as HTML.
+        let wants_html = route.as_ref().is_none_or(|r| r.as_str() != FORWARD_AUTH)
+            && request
+                .headers()
+                .get(header::ACCEPT)
+                .is_some_and(|v| v.as_bytes().windows(9).any(|w| w == b"text/html"));
+        let state = self.state.clone();
         // The service that was made ready is the one called; a clone takes its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -115,6 +122,9 @@ where
                     Err(never) => match never {},
                 },
             };
+            if wants_html && response.status().as_u16() >= 400 {
+                as_html(&state, &mut response);
+            }
             let status = response.status();
             let headers = response.headers_mut();
             // A forward-auth grant is read by the reverse proxy and never reaches a browser
@@ -149,6 +159,27 @@ where
             }
             Ok(response)
         })
+    }
+}
+
+/// Replaces a JSON error body with the HTML error page (same status and headers).
+fn as_html(state: &AppState, response: &mut Response) {
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !json {
+        return;
+    }
+    if let Some(html) = crate::error_page::render(&state.config().branding, response.status()) {
+        *response.body_mut() = axum::body::Body::from(html);
+        let headers = response.headers_mut();
+        headers.remove(header::CONTENT_LENGTH);
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
 }
 

@@ -111,6 +111,22 @@ impl ApiError {
     pub fn code(&self) -> Code {
         self.code
     }
+
+    /// The HTTP status of the public code.
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    /// The `Retry-After` value of a throttling refusal.
+    pub(crate) fn retry_after_header(&self) -> Option<HeaderValue> {
+        self.retry_after
+            .and_then(|s| HeaderValue::from_str(&s.to_string()).ok())
+    }
+
+    /// The private cause, for the log line of a response rendered another way (an HTML page).
+    pub(crate) fn into_cause(self) -> Cause {
+        Cause(self.cause)
+    }
 }
 
 impl From<StoreError> for ApiError {

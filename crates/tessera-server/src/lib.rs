@@ -13,12 +13,14 @@ mod app;
 mod cookie;
 mod csrf;
 mod edge;
+mod error_page;
 mod extract;
 mod metrics;
 mod passwords;
 mod routes;
 mod sessions;
 mod throttle;
+mod user_agent;
 
 pub use app::{AppState, router, serve};
 pub use config::{ServerConfig, Transport};

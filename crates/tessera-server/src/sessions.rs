@@ -42,15 +42,21 @@ pub(crate) struct IdentityHeaders {
 }
 
 impl IdentityHeaders {
-    /// The values for `account`; a value that cannot be a header is left out.
+    /// The values for `account`; a value that cannot be a header is left out, except the
+    /// email, which is sent empty when the account has none: a proxy that copies headers from
+    /// the check's answer by placeholder (Caddy 2.6's `forward_auth` `copy_headers`) would
+    /// otherwise hand the app the placeholder's own text.
     pub(crate) fn of(account: &Account) -> IdentityHeaders {
         let groups: Vec<&str> = account.groups.iter().map(|g| g.as_str()).collect();
         IdentityHeaders {
             user: HeaderValue::from_str(account.username.as_str()).ok(),
-            email: account
-                .email
-                .as_ref()
-                .and_then(|e| HeaderValue::from_str(e.as_str()).ok()),
+            email: Some(
+                account
+                    .email
+                    .as_ref()
+                    .and_then(|e| HeaderValue::from_str(e.as_str()).ok())
+                    .unwrap_or_else(|| HeaderValue::from_static("")),
+            ),
             groups: HeaderValue::from_str(&groups.join(",")).ok(),
         }
     }

@@ -780,3 +780,47 @@ fn tessera_log_sets_the_filter_and_is_not_a_config_key() {
     assert!(!stderr.contains("unknown field"), "{stderr}");
     assert!(stderr.contains("behind_tls_proxy"), "{stderr}");
 }
+
+#[test]
+fn serve_refuses_a_logo_that_is_missing_or_not_an_image() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let data = data.to_str().expect("utf-8");
+    let config = dir.path().join("c.toml");
+    let fake = dir.path().join("logo.png");
+    std::fs::write(&fake, "not a png").expect("write");
+    for (logo, needle) in [
+        (fake.to_str().expect("utf-8"), "not a image/png"),
+        ("/nonexistent/logo.svg", "cannot read"),
+    ] {
+        std::fs::write(&config, format!("[branding]\nlogo = {logo:?}\n")).expect("write");
+        let run = tessera(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--data-dir",
+            data,
+        ]);
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert!(run.stderr.contains("branding.logo"), "{}", run.stderr);
+        assert!(run.stderr.contains(needle), "{}", run.stderr);
+    }
+    std::fs::write(&config, "[branding]\nproduct_name = \"\"\n").expect("write");
+    let run = tessera(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--data-dir",
+        data,
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("branding.product_name"),
+        "{}",
+        run.stderr
+    );
+}

@@ -25,6 +25,22 @@ pub(super) fn router() -> Router<AppState> {
         .route("/api/sessions", get(list).delete(revoke_all_api))
         .route("/api/sessions/{id}", delete(revoke_api))
         .route("/static/tessera.css", get(css))
+        .route("/static/logo", get(logo))
+}
+
+/// The configured logo (`branding.logo`), or 404.
+async fn logo(State(state): State<AppState>) -> Response {
+    match &state.config().branding.logo {
+        Some(logo) => (
+            [
+                (header::CONTENT_TYPE, logo.content_type()),
+                (header::CACHE_CONTROL, "public, max-age=3600"),
+            ],
+            logo.bytes(),
+        )
+            .into_response(),
+        None => ApiError::new(Code::NotFound, "no logo configured").into_response(),
+    }
 }
 
 async fn css() -> impl IntoResponse {
@@ -84,6 +100,7 @@ async fn sessions_of(
 #[derive(Template)]
 #[template(path = "account.html")]
 struct AccountPage<'a> {
+    brand: &'a crate::config::Branding,
     username: &'a str,
     email: Option<&'a str>,
     csrf: &'a str,
@@ -95,7 +112,8 @@ struct Row {
     created: String,
     last_seen: String,
     ip: String,
-    user_agent: String,
+    /// "Chrome on Linux": never the raw user agent, which the client chose.
+    device: String,
     current: bool,
 }
 
@@ -113,12 +131,13 @@ async fn page(State(state): State<AppState>, headers: HeaderMap) -> Result<Respo
             created: ago(now.0 - s.created_at),
             last_seen: ago(now.0 - s.last_seen_at),
             ip: s.ip.unwrap_or_else(|| "unknown".into()),
-            user_agent: s.user_agent.unwrap_or_else(|| "unknown".into()),
+            device: crate::user_agent::describe(s.user_agent.as_deref()),
             current: s.current,
         })
         .collect();
     let account = &session.resolved.account;
     let page = AccountPage {
+        brand: &state.config().branding,
         username: account.username.as_str(),
         email: account.email.as_ref().map(|e| e.as_str()),
         csrf: &session.resolved.session.csrf,

@@ -25,6 +25,7 @@ pub(super) fn router() -> Router<AppState> {
 #[derive(Template)]
 #[template(path = "login.html")]
 struct LoginPage<'a> {
+    brand: &'a crate::config::Branding,
     error: Option<&'a str>,
     csrf: &'a str,
     rd: &'a str,
@@ -39,8 +40,12 @@ struct PageQuery {
 /// The generic failure text: the same for every wrong credential (OWASP ASVS V2.2 / V3).
 const GENERIC_FAILURE: &str = "Wrong username or password.";
 
-/// Shows the sign-in form with a fresh pre-login CSRF cookie (double submit). Signed-in
-/// visitors go straight to their destination.
+/// Shows the sign-in form. Signed-in visitors go straight to their destination.
+///
+/// The pre-login CSRF cookie (double submit, OWASP CSRF Prevention Cheat Sheet) is kept when
+/// the browser already holds a well-formed one, and only made when it does not: the browser's
+/// own `GET /favicon.ico` (redirected here by a proxy), a second tab or a reload must not
+/// invalidate the form the user is looking at.
 async fn page(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -58,18 +63,38 @@ async fn page(
         };
         return Ok(Redirect::to(to).into_response());
     }
-    Ok(render_page(&state, None, &rd, "", StatusCode::OK))
+    Ok(render_page(&state, &headers, None, &rd, "", StatusCode::OK))
 }
 
+/// The length of a sign-in CSRF token: 32 random bytes in base64url without padding.
+const LOGIN_CSRF_LEN: usize = 43;
+
+/// The browser's sign-in CSRF cookie if it has the shape of one tessera made.
+fn login_cookie(headers: &HeaderMap, state: &AppState) -> Option<String> {
+    cookie::get(headers, Kind::Login, state.config().secure_cookies()).filter(|v| {
+        v.len() == LOGIN_CSRF_LEN
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
+/// How long the sign-in CSRF cookie lives after the sign-in page was last shown, in seconds.
+const LOGIN_CSRF_MAX_AGE: i64 = 3600;
+
+/// The sign-in page; `headers` are the request's, whose sign-in cookie is kept if it has one
+/// (its lifetime is renewed), else a new one is made.
 fn render_page(
     state: &AppState,
+    headers: &HeaderMap,
     error: Option<&str>,
     rd: &str,
     username: &str,
     status: StatusCode,
 ) -> Response {
-    let csrf = tessera_token::b64::encode(tessera_domain::random::bytes::<32>());
+    let csrf = login_cookie(headers, state)
+        .unwrap_or_else(|| tessera_token::b64::encode(tessera_domain::random::bytes::<32>()));
     let page = LoginPage {
+        brand: &state.config().branding,
         error,
         csrf: &csrf,
         rd,
@@ -83,10 +108,45 @@ fn render_page(
     };
     let secure = state.config().secure_cookies();
     let mut response = (status, Html(html)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&cookie::set(Kind::Login, secure, &csrf, 3600)) {
+    let set = cookie::set(Kind::Login, secure, &csrf, LOGIN_CSRF_MAX_AGE);
+    if let Ok(v) = HeaderValue::from_str(&set) {
         response.headers_mut().append(header::SET_COOKIE, v);
     }
     no_store(&mut response);
+    response
+}
+
+/// The message for a sign-in form whose CSRF token does not match the browser's cookie: the
+/// form was left open until the cookie expired, or the cookie was cleared.
+const STALE_FORM: &str = "This sign-in form had expired. Please sign in again.";
+
+/// The sign-in page again, for a browser's form post that failed before or around the
+/// password check: a browser gets a page it can act on, never a JSON body. The cause is kept
+/// for the log line; a throttled attempt keeps its `Retry-After`.
+fn form_failure(
+    state: &AppState,
+    headers: &HeaderMap,
+    error: ApiError,
+    rd: &str,
+    username: &str,
+) -> Response {
+    let message = match error.code() {
+        Code::Forbidden => STALE_FORM,
+        Code::RateLimited => "Too many sign-in attempts. Please wait a minute and try again.",
+        Code::Unavailable => "Signing in is temporarily unavailable. Please try again shortly.",
+        Code::TooLarge | Code::InvalidRequest => {
+            "The sign-in form could not be read. Please try again."
+        }
+        _ => "Something went wrong on our side. Please try again.",
+    };
+    let status = error.status();
+    let retry_after = error.retry_after_header();
+    let cause = error.into_cause();
+    let mut response = render_page(state, headers, Some(message), rd, username, status);
+    if let Some(v) = retry_after {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    response.extensions_mut().insert(cause);
     response
 }
 
@@ -154,21 +214,36 @@ async fn submit(
         });
     }
     let headers = request.headers().clone();
-    let Form(form) = Form::<LoginForm>::from_request(request, &state).await?;
+    // A browser's form post gets the sign-in page for every failure; other clients (no form
+    // content type, no `Accept: text/html`) keep the JSON errors.
+    let browser = is_browser_form(&headers);
+    let fail = |e: ApiError, rd: &str, username: &str| -> Result<Response, ApiError> {
+        if browser {
+            Ok(form_failure(&state, &headers, e, rd, username))
+        } else {
+            Err(e)
+        }
+    };
+    let form = match Form::<LoginForm>::from_request(request, &state).await {
+        Ok(Form(form)) => form,
+        Err(e) => return fail(e, "", ""),
+    };
+    let rd = redirect::safe(&form.rd, state.config()).unwrap_or_default();
+    let shown: String = form.username.chars().take(64).collect();
     let cookie_csrf = cookie::get(&headers, Kind::Login, state.config().secure_cookies());
     let csrf_ok = cookie_csrf.is_some_and(|c| {
         aws_lc_rs::constant_time::verify_slices_are_equal(c.as_bytes(), form.csrf.as_bytes())
             .is_ok()
     });
     if !csrf_ok {
-        return Err(ApiError::new(
-            Code::Forbidden,
-            "sign-in form without matching CSRF cookie",
-        ));
+        let e = ApiError::new(Code::Forbidden, "sign-in form without matching CSRF cookie");
+        return fail(e, &rd, &shown);
     }
-    let rd = redirect::safe(&form.rd, state.config()).unwrap_or_default();
-    let username = form.username.clone();
-    match attempt(&state, form.username, form.password, ip, user_agent).await? {
+    let outcome = match attempt(&state, form.username, form.password, ip, user_agent).await {
+        Ok(outcome) => outcome,
+        Err(e) => return fail(e, &rd, &shown),
+    };
+    match outcome {
         Ok(done) => {
             let to = if rd.is_empty() {
                 "/account"
@@ -184,17 +259,28 @@ async fn submit(
             }
             Ok(response)
         }
-        Err(()) => {
-            let shown: String = username.chars().take(64).collect();
-            Ok(render_page(
-                &state,
-                Some(GENERIC_FAILURE),
-                &rd,
-                &shown,
-                StatusCode::UNAUTHORIZED,
-            ))
-        }
+        Err(()) => Ok(render_page(
+            &state,
+            &headers,
+            Some(GENERIC_FAILURE),
+            &rd,
+            &shown,
+            StatusCode::UNAUTHORIZED,
+        )),
     }
+}
+
+/// Whether a request is a browser's form submission: an HTML form's content type, or a client
+/// that asks for HTML.
+fn is_browser_form(headers: &HeaderMap) -> bool {
+    let has = |name: header::HeaderName, what: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().contains(what))
+    };
+    has(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        || has(header::ACCEPT, "text/html")
 }
 
 /// Throttles, then runs the domain login. `Err(())` is any refusal; the reason is logged,

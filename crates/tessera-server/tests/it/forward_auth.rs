@@ -27,6 +27,22 @@ async fn valid_session_gets_identity_headers() {
     assert_eq!(r.header("content-type"), Some("application/json"));
 }
 
+/// Every identity header is present on a grant, the email empty for an account without one:
+/// Caddy 2.6 (Debian 12) copies them by placeholder and forwards the placeholder's text for a
+/// header the answer lacks.
+#[tokio::test]
+async fn an_account_without_email_gets_an_empty_email_header() {
+    let h = harness().await;
+    h.add_user("noemail", None, &[], tessera_domain::account::Role::User)
+        .await;
+    let (cookie, _) = h.session("noemail").await;
+    let r = h.get("/auth/verify", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("x-tessera-user"), Some("noemail"));
+    assert_eq!(r.header("x-tessera-email"), Some(""));
+    assert_eq!(r.header("x-tessera-groups"), Some(""));
+}
+
 #[tokio::test]
 async fn a_malformed_query_is_a_clear_400() {
     let h = harness().await;

@@ -310,6 +310,151 @@ async fn the_sign_in_form_needs_its_csrf_cookie_and_redirects_safely() {
     assert!(!r.body.contains("nope nope"));
 }
 
+/// The sign-in cookie the browser holds after a response: the value of its `Set-Cookie`, if
+/// any, else what it held before.
+fn login_cookie_after(before: &str, r: &crate::harness::Reply) -> String {
+    r.cookie("tessera-login")
+        .unwrap_or_else(|| before.to_owned())
+}
+
+fn sign_in_body(csrf: &str, password: &str) -> String {
+    serde_urlencoded::to_string([
+        ("username", "ada"),
+        ("password", password),
+        ("csrf", csrf),
+        ("rd", "/account"),
+    ])
+    .unwrap()
+}
+
+/// Issue 7, defect 1: the browser's own `GET /favicon.ico`, redirected to `/login` by a proxy,
+/// or a second tab, loads the sign-in page again while the user looks at the first one. That
+/// page must keep the sign-in cookie, or the first form is refused.
+#[tokio::test]
+async fn showing_the_sign_in_page_again_keeps_the_form_valid() {
+    let h = harness().await;
+    let (cookie, csrf) = login_page(&h).await;
+    // The second load (favicon redirect, another tab), with the cookie the browser holds.
+    let again = h.get("/login?rd=/favicon.ico", Some(&cookie)).await;
+    assert_eq!(again.status, StatusCode::OK);
+    let held = login_cookie_after(&cookie, &again);
+    assert_eq!(held, cookie, "the sign-in cookie was rotated");
+    assert!(
+        again.body.contains(&csrf),
+        "the second page has another token"
+    );
+    // Its lifetime is renewed, so the first form stays usable as long as the second.
+    let line = again.set_cookie_line("tessera-login").unwrap();
+    assert!(line.contains("Max-Age=3600"), "{line}");
+    // The first form, submitted now, signs in.
+    let r = h
+        .send(form("/login", &sign_in_body(&csrf, PASSWORD), Some(&held)))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(r.cookie("tessera").is_some());
+    // A cookie that is not one tessera made is replaced, not kept.
+    for odd in ["tessera-login=short", "tessera-login=%%%"] {
+        let page = h.get("/login", Some(odd)).await;
+        let set = page.cookie("tessera-login").unwrap();
+        assert_ne!(set, odd);
+        assert_eq!(set.len(), "tessera-login=".len() + 43, "{set}");
+    }
+}
+
+/// Issue 7, defect 1: a stale form (its cookie expired or cleared) or a mismatched one shows
+/// the sign-in page again with a clear message and a fresh, working form, never a JSON body.
+#[tokio::test]
+async fn a_stale_sign_in_form_shows_the_page_again_not_json() {
+    let h = harness().await;
+    let (cookie, csrf) = login_page(&h).await;
+    let other_csrf = "A".repeat(43);
+    for (name, held) in [
+        ("cookie expired", None),
+        (
+            "cookie of another form",
+            Some(format!("tessera-login={other_csrf}")),
+        ),
+    ] {
+        let r = h
+            .send(form(
+                "/login",
+                &sign_in_body(&csrf, PASSWORD),
+                held.as_deref(),
+            ))
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{name}");
+        assert!(
+            r.header("content-type").unwrap().starts_with("text/html"),
+            "{name}: {:?} {}",
+            r.header("content-type"),
+            r.body
+        );
+        assert!(!r.body.contains(r#"{"error""#), "{name}: {}", r.body);
+        assert!(r.body.contains("This sign-in form had expired."), "{name}");
+        assert!(r.body.contains(r#"role="alert""#), "{name}");
+        assert!(
+            r.body.contains(r#"value="ada""#),
+            "{name}: the username is kept"
+        );
+        assert!(
+            !r.body.contains(PASSWORD),
+            "{name}: the password is not echoed"
+        );
+        assert!(r.cookie("tessera").is_none(), "{name}");
+        // The page's own form works: its token matches the cookie the browser now holds.
+        let now_held = r.cookie("tessera-login").expect("a sign-in cookie");
+        if let Some(held) = &held {
+            assert_eq!(&now_held, held, "{name}: the cookie other tabs use is kept");
+        }
+        let fresh = now_held.split_once('=').unwrap().1.to_owned();
+        assert!(r.body.contains(&fresh), "{name}");
+        let ok = h
+            .send(form(
+                "/login",
+                &sign_in_body(&fresh, PASSWORD),
+                Some(&now_held),
+            ))
+            .await;
+        assert_eq!(ok.status, StatusCode::SEE_OTHER, "{name}: {}", ok.body);
+    }
+    // A JSON client keeps JSON errors.
+    let r = h.login("ada", "wrong").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.json()["error"], "invalid_credentials");
+    drop(cookie);
+}
+
+/// Every failure of a browser's sign-in form is the sign-in page: throttling included, with
+/// its `Retry-After`.
+#[tokio::test]
+async fn a_throttled_sign_in_form_gets_the_page_with_retry_after() {
+    let h = harness_with(|c| {
+        c.throttle.per_account_burst = 1;
+        c.throttle.per_account_per_minute = 1;
+    })
+    .await;
+    let (cookie, csrf) = login_page(&h).await;
+    let first = h
+        .send(form(
+            "/login",
+            &sign_in_body(&csrf, "wrong one"),
+            Some(&cookie),
+        ))
+        .await;
+    assert_eq!(first.status, StatusCode::UNAUTHORIZED);
+    let r = h
+        .send(form(
+            "/login",
+            &sign_in_body(&csrf, "wrong two"),
+            Some(&cookie),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    assert!(r.header("retry-after").is_some());
+    assert!(r.header("content-type").unwrap().starts_with("text/html"));
+    assert!(r.body.contains("Too many sign-in attempts."), "{}", r.body);
+}
+
 #[tokio::test]
 async fn cross_site_posts_are_refused() {
     let h = harness().await;
@@ -395,9 +540,16 @@ async fn bad_input_gets_clear_client_errors_never_500() {
             vec![b' '; 10_000],
             StatusCode::PAYLOAD_TOO_LARGE,
         ),
+        // Not UTF-8 (decoded lossily), and no sign-in cookie to match: refused.
         (
             "application/x-www-form-urlencoded",
             b"username=%FF&password=x&csrf=y".to_vec(),
+            StatusCode::FORBIDDEN,
+        ),
+        // Well-formed, but no sign-in cookie to match: refused.
+        (
+            "application/x-www-form-urlencoded",
+            b"username=ada&password=x&csrf=y".to_vec(),
             StatusCode::FORBIDDEN,
         ),
         (
@@ -424,14 +576,12 @@ async fn bad_input_gets_clear_client_errors_never_500() {
             String::from_utf8_lossy(&body[..body.len().min(30)]),
             r.status
         );
-        if want != StatusCode::FORBIDDEN {
-            assert_eq!(
-                r.status,
-                want,
-                "{ctype} {:?}",
-                String::from_utf8_lossy(&body[..body.len().min(30)])
-            );
-        }
+        assert_eq!(
+            r.status,
+            want,
+            "{ctype} {:?}",
+            String::from_utf8_lossy(&body[..body.len().min(30)])
+        );
         assert!(
             !r.body.contains("panicked") && !r.body.contains("sqlx"),
             "{}",

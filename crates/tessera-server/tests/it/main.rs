@@ -3,9 +3,11 @@
 #![allow(clippy::unwrap_used)]
 
 mod admin;
+mod csrf;
 mod faults;
 mod forward_auth;
 mod harness;
 mod login;
+mod pages;
 mod postgres;
 mod sessions;

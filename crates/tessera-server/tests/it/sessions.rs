@@ -223,7 +223,8 @@ async fn the_account_page_lists_sessions_and_its_forms_work() {
     let (other, _) = h.session("ada").await;
     let page = h.get("/account", Some(&cookie)).await;
     assert_eq!(page.status, StatusCode::OK);
-    assert_eq!(page.body.matches("/revoke\"").count(), 2, "{}", page.body);
+    // The other session can be ended from its row; this one by "Sign out".
+    assert_eq!(page.body.matches("/revoke\"").count(), 1, "{}", page.body);
     assert!(page.body.contains("(this session)"));
     // Without a session the page sends the browser to sign in.
     let r = h.get("/account", None).await;
