@@ -358,6 +358,9 @@ fn request(
     r.body(Body::from(body)).unwrap()
 }
 
+/// A request that must be refused: what it shows, the token it carries, its fetch headers.
+type Refusal<'a> = (&'a str, Option<&'a str>, &'a [(&'a str, &'a str)]);
+
 #[tokio::test]
 async fn every_state_changing_route_refuses_cross_site_requests_and_bad_tokens() {
     let same_origin: &[(&str, &str)] = &[("sec-fetch-site", "same-origin"), ("origin", ORIGIN)];
@@ -367,8 +370,8 @@ async fn every_state_changing_route_refuses_cross_site_requests_and_bad_tokens()
         let ready = prepare(&h, case).await;
         let right = Some(ready.token.as_str());
         let shaped = "A".repeat(43);
-        let refusals: Vec<(&str, Option<&str>, &[(&str, &str)])> = {
-            let mut v: Vec<(&str, Option<&str>, &[(&str, &str)])> = vec![
+        let refusals: Vec<Refusal<'_>> = {
+            let mut v: Vec<Refusal<'_>> = vec![
                 (
                     "cross-site",
                     right,
