@@ -4,6 +4,7 @@
 // edited in the docs is either tested as edited or fails here, loudly.
 //
 //   node configs.mjs nginx <dir> <proxy-port> <tessera-port> <app-port>
+//   node configs.mjs nginx-rd <dir> …   (the same with the documented alternative @login)
 //   node configs.mjs caddy <dir> <proxy-port> <tessera-port> <app-port>
 
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -20,6 +21,20 @@ function blocks(markdown, heading, lang) {
   const found = [];
   const fence = new RegExp('^```' + lang + '\\n([\\s\\S]*?)^```', 'gm');
   for (const m of section.matchAll(fence)) found.push(m[1]);
+  return found;
+}
+
+/** The fenced blocks of `lang` nested in list items (indented fences), dedented. */
+function indentedBlocks(markdown, heading, lang) {
+  const start = markdown.indexOf(`\n## ${heading}\n`);
+  const next = markdown.indexOf('\n## ', start + 1);
+  const section = markdown.slice(start, next < 0 ? undefined : next);
+  const found = [];
+  const fence = new RegExp('^( +)```' + lang + '\\n([\\s\\S]*?)^\\1```', 'gm');
+  for (const m of section.matchAll(fence)) {
+    const pad = m[1].length;
+    found.push(m[2].split('\n').map((l) => l.slice(Math.min(pad, l.length - l.trimStart().length))).join('\n'));
+  }
   return found;
 }
 
@@ -47,7 +62,7 @@ const doc = readFileSync(DOC, 'utf8');
 mkdirSync(dir, { recursive: true });
 const origin = `http://127.0.0.1:${proxyPort}`;
 
-if (kind === 'nginx') {
+if (kind === 'nginx' || kind === 'nginx-rd') {
   const all = blocks(doc, 'nginx', 'nginx');
   const shared = all.find((b) => b.startsWith('proxy_pass http://tessera;'));
   const site = all.find((b) => b.includes('server {'));
@@ -58,6 +73,15 @@ if (kind === 'nginx') {
   s = drop(s, /^\s*ssl_certificate(_key)?\s/);
   s = change(s, 'server_name auth.example.com;', 'server_name localhost;');
   s = change(s, 'https://auth.example.com/login', `${origin}/login`);
+  if (kind === 'nginx-rd') {
+    // The documented alternative: tessera builds (and percent-encodes) the sign-in redirect.
+    const alt = indentedBlocks(doc, 'nginx', 'nginx').find((b) => b.startsWith('location @login {'));
+    if (!alt) throw new Error('docs/proxy.md: the alternative `location @login` is gone');
+    const current = s.match(/^( *)location @login \{\n[\s\S]*?^\1\}\n/m);
+    if (!current) throw new Error('docs/proxy.md: the site has no `location @login` block');
+    const indent = current[1];
+    s = s.replace(current[0], alt.split('\n').map((l) => (l ? indent + l : l)).join('\n'));
+  }
   // This run's ports for tessera and the app.
   s = change(s, 'server 127.0.0.1:8080;', `server 127.0.0.1:${tesseraPort};`);
   s = change(s, 'server 127.0.0.1:3000;', `server 127.0.0.1:${appPort};`);

@@ -1,8 +1,8 @@
 // Headless Chromium signs in through real reverse proxies configured as docs/proxy.md says.
 // Started by run.sh, which provides:
 //
-//   PROXY_TEST_NGINX, PROXY_TEST_CADDY           the proxies' origins (http://127.0.0.1:PORT)
-//   PROXY_TEST_NGINX_LOG, PROXY_TEST_CADDY_LOG   their access logs
+//   PROXY_TEST_NGINX, PROXY_TEST_NGINX_RD, PROXY_TEST_CADDY   the proxies' origins
+//   PROXY_TEST_NGINX_LOG, PROXY_TEST_NGINX_RD_LOG, PROXY_TEST_CADDY_LOG   their access logs
 //   PROXY_TEST_APP                               the app, directly (its request log)
 //   PROXY_TEST_USERNAME, PROXY_TEST_PASSWORD     an account (email alice@example.com, group
 //                                                staff); `noemail` has the same password
@@ -30,9 +30,18 @@ function required(name) {
   return value;
 }
 
+// `query`: the app URL's query string. nginx's own `return 302` does not percent-encode the
+// URL it passes as `rd`, so there it keeps one parameter (docs/proxy.md says so); where
+// tessera builds the redirect, a second parameter must survive the round trip.
 const PROXIES = [
-  { name: 'nginx', base: required('PROXY_TEST_NGINX'), log: required('PROXY_TEST_NGINX_LOG') },
-  { name: 'caddy', base: required('PROXY_TEST_CADDY'), log: required('PROXY_TEST_CADDY_LOG') },
+  { name: 'nginx', base: required('PROXY_TEST_NGINX'), log: required('PROXY_TEST_NGINX_LOG'), query: '?year=2026' },
+  {
+    name: 'nginx with the tessera-built redirect',
+    base: required('PROXY_TEST_NGINX_RD'),
+    log: required('PROXY_TEST_NGINX_RD_LOG'),
+    query: '?year=2026&team=ops',
+  },
+  { name: 'caddy', base: required('PROXY_TEST_CADDY'), log: required('PROXY_TEST_CADDY_LOG'), query: '?year=2026&team=ops' },
 ];
 const APP = required('PROXY_TEST_APP');
 const USERNAME = required('PROXY_TEST_USERNAME');
@@ -105,13 +114,15 @@ for (const proxy of PROXIES) {
           broken = true;
           if (ARTIFACTS) {
             mkdirSync(ARTIFACTS, { recursive: true });
-            const file = join(ARTIFACTS, `${proxy.name}-${name.replace(/[^a-z0-9]+/gi, '-')}.png`);
+            const file = join(ARTIFACTS, `${proxy.name.replace(/\W+/g, '-')}-${name.replace(/[^a-z0-9]+/gi, '-')}.png`);
             await page.screenshot({ path: file, fullPage: true }).catch(() => {});
           }
           throw e;
         }
       });
-    const appUrl = `${proxy.base}/reports/q3?year=2026`;
+    const appUrl = `${proxy.base}/reports/q3${proxy.query}`;
+    // The app's log is shared by the proxies: paths of this test's own requests name it.
+    const slug = proxy.name.replace(/\W+/g, '-');
 
     await step('a protected URL sends the browser to the sign-in page', async () => {
       await page.goto(appUrl);
@@ -150,7 +161,7 @@ for (const proxy of PROXIES) {
       assert.equal(response.status(), 303, `POST /login answered ${response.status()} ${body.slice(0, 300)}`);
       await page.waitForURL(appUrl);
       assert.equal(await page.locator('#app').textContent(), 'Protected app');
-      assert.equal(await page.locator('#url').textContent(), '/reports/q3?year=2026');
+      assert.equal(await page.locator('#url').textContent(), `/reports/q3${proxy.query}`);
       assert.equal(await page.locator('[id="x-tessera-user"]').textContent(), JSON.stringify(USERNAME));
       assert.equal(await page.locator('[id="x-tessera-email"]').textContent(), JSON.stringify('alice@example.com'));
       assert.equal(await page.locator('[id="x-tessera-groups"]').textContent(), JSON.stringify('staff'));
@@ -166,18 +177,19 @@ for (const proxy of PROXIES) {
 
     await step('forged identity headers never reach the app', async () => {
       const forged = { 'x-tessera-user': 'mallory', 'x-tessera-email': 'mallory@evil.example', 'x-tessera-groups': 'admin' };
-      const anonymous = await fetch(`${proxy.base}/forged/anonymous`, { headers: forged, redirect: 'manual' });
+      const anonymous = await fetch(`${proxy.base}/forged/anonymous/${slug}`, { headers: forged, redirect: 'manual' });
       assert.ok([302, 401].includes(anonymous.status), `anonymous forged request: ${anonymous.status}`);
       const cookie = (await context.cookies(proxy.base)).find((c) => c.name === SESSION_COOKIE);
-      const signedIn = await fetch(`${proxy.base}/forged/signed-in`, {
+      const signedIn = await fetch(`${proxy.base}/forged/signed-in/${slug}`, {
         headers: { ...forged, cookie: `${cookie.name}=${cookie.value}` },
         redirect: 'manual',
       });
       assert.equal(signedIn.status, 200);
       const seen = await appRequests();
-      assert.equal(seen.filter((r) => r.url === '/forged/anonymous').length, 0);
-      const [mine] = seen.filter((r) => r.url === '/forged/signed-in');
-      assert.deepEqual(mine.identity, {
+      assert.equal(seen.filter((r) => r.url === `/forged/anonymous/${slug}`).length, 0);
+      const mine = seen.filter((r) => r.url === `/forged/signed-in/${slug}`);
+      assert.equal(mine.length, 1);
+      assert.deepEqual(mine[0].identity, {
         'x-tessera-user': USERNAME,
         'x-tessera-email': 'alice@example.com',
         'x-tessera-groups': 'staff',
@@ -186,9 +198,11 @@ for (const proxy of PROXIES) {
 
     await step('an account without an email: the app gets no email and no placeholder text', async () => {
       const cookie = await apiSignIn(proxy.base, 'noemail');
-      const r = await fetch(`${proxy.base}/whoami/noemail`, { headers: { cookie } });
+      const r = await fetch(`${proxy.base}/whoami/noemail/${slug}`, { headers: { cookie } });
       assert.equal(r.status, 200);
-      const [seen] = (await appRequests()).filter((x) => x.url === '/whoami/noemail');
+      const matching = (await appRequests()).filter((x) => x.url === `/whoami/noemail/${slug}`);
+      assert.equal(matching.length, 1);
+      const [seen] = matching;
       assert.equal(seen.identity['x-tessera-user'], 'noemail');
       assert.equal(seen.identity['x-tessera-email'] ?? '', '', `X-Tessera-Email: ${JSON.stringify(seen.identity['x-tessera-email'])}`);
       assert.equal(seen.identity['x-tessera-groups'] ?? '', '');
@@ -208,8 +222,10 @@ for (const proxy of PROXIES) {
       ]);
       await page.goto(appUrl);
       assert.equal(new URL(page.url()).pathname, '/login');
-      const r = await fetch(`${proxy.base}/after/sign-out`, { redirect: 'manual' });
+      const r = await fetch(`${proxy.base}/after/sign-out/${slug}`, { redirect: 'manual' });
       assert.ok([302, 401].includes(r.status));
+      const seen = await appRequests();
+      assert.equal(seen.filter((x) => x.url === `/after/sign-out/${slug}`).length, 0);
     });
 
     await context.close();

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The reverse-proxy test: Debian's nginx and Caddy, configured as docs/proxy.md says (its
+# The reverse-proxy test: Debian's nginx (twice: with each documented `location @login`) and
+# Caddy, configured as docs/proxy.md says (its
 # "local trial over plain HTTP" changes, on free loopback ports; see configs.mjs), each in
 # front of its own fresh `tessera serve` (dev mode) and a small app that shows the identity
 # headers it receives; headless Debian Chromium signs in through each and signs out
@@ -77,7 +78,7 @@ cleanup() {
     wait "$pid" 2>/dev/null || true
   done
   if [ "$status" != 0 ]; then
-    for log in "$work"/*.log "$work"/nginx/error.log "$work"/nginx/access.log "$work"/caddy/access.log; do
+    for log in "$work"/*.log "$work"/*/error.log "$work"/*/access.log; do
       [ -s "$log" ] || continue
       say "--- $log (last 30 lines)"
       grep -v -e "^    " "$log" | tail -n 30 | cut -c1-400 >&2 || true
@@ -141,8 +142,8 @@ start_proxy() { # name -> sets proxy_port
     start_tessera "$name" "$proxy_port"
     node "$here/configs.mjs" "$name" "$work/$name" "$proxy_port" "$tessera_port" "$app_port"
     case "$name" in
-      nginx)
-        "$nginx_bin" -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" &
+      nginx | nginx-rd)
+        "$nginx_bin" -p "$work/$name" -c "$work/$name/nginx.conf" -e "$work/$name/error.log" &
         ;;
       caddy)
         HOME="$work/caddy" XDG_DATA_HOME="$work/caddy/data" XDG_CONFIG_HOME="$work/caddy/config" \
@@ -161,9 +162,11 @@ start_proxy() { # name -> sets proxy_port
 
 start_proxy nginx
 nginx_base="http://127.0.0.1:$proxy_port"
+start_proxy nginx-rd
+nginx_rd_base="http://127.0.0.1:$proxy_port"
 start_proxy caddy
 caddy_base="http://127.0.0.1:$proxy_port"
-say "app on :$app_port; nginx at $nginx_base; caddy at $caddy_base"
+say "app on :$app_port; nginx at $nginx_base and $nginx_rd_base (tessera-built redirect); caddy at $caddy_base"
 
 # --- the test ----------------------------------------------------------------------------------
 artifacts="$root/target/proxy-artifacts"
@@ -171,6 +174,8 @@ rm -rf "$artifacts"
 set +e
 PROXY_TEST_NGINX="$nginx_base" \
   PROXY_TEST_NGINX_LOG="$work/nginx/access.log" \
+  PROXY_TEST_NGINX_RD="$nginx_rd_base" \
+  PROXY_TEST_NGINX_RD_LOG="$work/nginx-rd/access.log" \
   PROXY_TEST_CADDY="$caddy_base" \
   PROXY_TEST_CADDY_LOG="$work/caddy/access.log" \
   PROXY_TEST_APP="http://127.0.0.1:$app_port" \
