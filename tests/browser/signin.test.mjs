@@ -404,6 +404,42 @@ test('sign-in, sessions and sign-out in a real browser', { timeout: 60_000 }, as
     await assertRefused('B', 'after sign out everywhere from A');
   });
 
+  await step('a stale sign-in form shows the sign-in page again with a clear message', async () => {
+    const C = await openContext('C');
+    await C.goto('/account');
+    assert.equal(pathOf(C), '/login?rd=/account');
+    // The form's cookie expires (or is cleared) while the page stays open.
+    await contexts.C.clearCookies({ name: 'tessera-login' });
+    const stale = await submitSignIn(C, USERNAME, PASSWORD);
+    assert.equal(stale.status(), 403, await describe(stale));
+    assert.match(stale.headers()['content-type'], /^text\/html/);
+    assert.equal(pathOf(C), '/login');
+    const alert = C.getByRole('alert');
+    assert.equal((await alert.textContent()).trim(), 'This sign-in form had expired. Please sign in again.');
+    assert.equal(await C.locator('#username').inputValue(), USERNAME, 'the username is kept');
+    assert.equal(await sessionCookie('C'), undefined);
+    await assertAccessible(C, 'sign-in page for a stale form');
+    // The page shown is a working form: signing in now succeeds, back to the original target.
+    const ok = await submitSignIn(C, USERNAME, PASSWORD);
+    assert.equal(ok.status(), 303, await describe(ok));
+    await C.waitForURL(`${BASE}/account`);
+  });
+
+  await step('error pages are HTML, accessible and fit a phone', async () => {
+    const C = pages.C;
+    const response = await C.goto('/no/such/page');
+    assert.equal(response.status(), 404);
+    assert.match(response.headers()['content-type'], /^text\/html/);
+    assert.equal(await C.getByRole('heading', { level: 1 }).textContent(), 'Not found');
+    await assertAccessible(C, '404 page');
+    await assertFitsPhone(C, '404 page');
+    await C.goto('/account');
+    await Promise.all([
+      C.waitForURL((u) => u.pathname === '/login'),
+      C.getByRole('button', { name: 'Sign out', exact: true }).click(),
+    ]);
+  });
+
   await step('every request of the whole run stayed on the same origin', async () => {
     const foreign = requests.filter((r) => new URL(r.url).origin !== ORIGIN);
     assert.deepEqual(foreign, []);

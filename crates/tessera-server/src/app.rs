@@ -119,6 +119,10 @@ pub fn router(state: AppState) -> Router {
     let max_body = state.config().max_body;
     Router::new()
         .merge(crate::routes::router())
+        // Unknown paths get the public error format (an HTML page for browsers), not an empty 404.
+        .fallback(|| async {
+            crate::error::ApiError::new(crate::error::Code::NotFound, "no such route")
+        })
         .layer(
             tower::ServiceBuilder::new()
                 .layer(crate::edge::EdgeLayer::new(state.clone()))

@@ -171,3 +171,22 @@ async fn browsers_get_error_pages_and_api_clients_json() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.json()["error"], "invalid_token");
 }
+
+#[tokio::test]
+async fn unknown_paths_get_a_not_found_page_or_json() {
+    let h = harness().await;
+    let page = h
+        .send(
+            Request::builder()
+                .uri("/no/such/page")
+                .header(header::ACCEPT, "text/html")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert!(page.body.contains("<h1>Not found</h1>"), "{}", page.body);
+    let api = h.get("/no/such/page", None).await;
+    assert_eq!(api.status, StatusCode::NOT_FOUND);
+    assert_eq!(api.json()["error"], "not_found");
+}
