@@ -62,6 +62,8 @@ struct SessionView {
     expires_at: i64,
     ip: Option<String>,
     user_agent: Option<String>,
+    /// The browser and system in a few words ("Chrome on Linux"), from `user_agent`.
+    device: String,
     amr: Vec<String>,
     current: bool,
 }
@@ -75,6 +77,7 @@ impl SessionView {
             expires_at: s.expires_at.0,
             ip: s.ip.clone(),
             user_agent: s.user_agent.clone(),
+            device: crate::user_agent::describe(s.user_agent.as_deref()),
             amr: s.amr.clone(),
             current: &s.id == current,
         }
@@ -131,7 +134,7 @@ async fn page(State(state): State<AppState>, headers: HeaderMap) -> Result<Respo
             created: ago(now.0 - s.created_at),
             last_seen: ago(now.0 - s.last_seen_at),
             ip: s.ip.unwrap_or_else(|| "unknown".into()),
-            device: crate::user_agent::describe(s.user_agent.as_deref()),
+            device: s.device,
             current: s.current,
         })
         .collect();

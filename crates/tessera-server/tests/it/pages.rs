@@ -52,6 +52,19 @@ async fn sessions_show_device_names_and_distinct_sign_out_labels() {
         1
     );
     assert_eq!(body.matches(">Sign out everywhere</button>").count(), 1);
+    // The JSON list names the device too, beside the raw string.
+    let list = h.get("/api/sessions", Some(&mine)).await.json();
+    let mut devices: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["device"].as_str().unwrap())
+        .collect();
+    devices.sort_unstable();
+    assert_eq!(
+        devices,
+        ["Chrome on Linux", "Safari on iPhone", "Unknown browser"]
+    );
 }
 
 #[tokio::test]
