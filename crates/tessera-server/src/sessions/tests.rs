@@ -110,7 +110,10 @@ async fn a_miss_that_read_the_row_before_a_revocation_does_not_bring_it_back() {
                 tokio::spawn(async move { cache.resolve(&*store, hash, now).await.unwrap() })
             };
             // The racing miss has read the live row; now the revocation runs to the end.
-            gate.reached.notified().await;
+            // (The time-out only turns a miss that never arrives into a failure, not a hang.)
+            tokio::time::timeout(Duration::from_secs(60), gate.reached.notified())
+                .await
+                .expect("the miss reaches the gate");
             f.revoke(&cache, how, &ada, hash).await;
             gate.release.notify_one();
             // It began before the revocation ended, so its own answer may be the old one...
