@@ -83,8 +83,8 @@ where
 }
 
 /// Expands to one `#[tokio::test]` per conformance case, each calling `$setup().await` (an
-/// `async fn() -> Option<TestStore>`, `None` meaning "backend unavailable, skip") for a fresh
-/// store. Use it inside a module of a store crate's integration test; the crate needs tokio
+/// `async fn() -> Option<TestStore>`, `None` meaning "backend absent, skip", reported through
+/// [`skip::absent`]) for a fresh store. Use it inside a module of a store crate's integration test; the crate needs tokio
 /// (features `macros`, `rt-multi-thread`) as a dev-dependency.
 ///
 /// ```ignore
