@@ -106,3 +106,31 @@ async fn two_nodes_share_sessions_and_the_cookie_seal() {
     drop(b);
     drop_schema(&pg, &schema).await;
 }
+
+#[tokio::test]
+async fn cached_sessions_outlive_a_lost_database_and_others_get_503() {
+    let Some((pg, schema)) = store().await else {
+        return;
+    };
+    let h = harness_on(pg.clone(), |_| {}).await;
+    let (cached, _) = h.session("ada").await;
+    let (uncached, _) = h.session("ada").await;
+    assert_eq!(
+        h.get("/auth/verify", Some(&cached)).await.status,
+        StatusCode::OK
+    );
+    // Every connection of this node closed: nothing reaches PostgreSQL any more.
+    pg.close().await;
+    assert_eq!(
+        h.get("/readyz", None).await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let r = h.get("/auth/verify", Some(&cached)).await;
+    assert_eq!(r.status, StatusCode::OK, "a cached session keeps working");
+    assert_eq!(r.header("x-tessera-user"), Some("ada"));
+    let r = h.get("/auth/verify", Some(&uncached)).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    assert_eq!(r.body, r#"{"error":"temporarily_unavailable"}"#);
+    drop(h);
+    drop_schema(&pg, &schema).await;
+}
