@@ -180,11 +180,7 @@ fn spawn_background(state: AppState) -> Vec<tokio::task::JoinHandle<()>> {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "could not remove expired sessions"),
             }
-            match state.store().count_active_sessions(now, idle).await {
-                Ok(n) => metrics::gauge!("tessera_active_sessions").set(n as f64),
-                Err(e) => tracing::warn!(error = %e, "could not count sessions"),
-            }
-            metrics::gauge!("tessera_session_cache_entries").set(state.sessions().cached() as f64);
+            // The session gauges are counted at scrape time (crate::metrics::render).
         }
     });
     vec![flush, housekeeping]

@@ -1,7 +1,9 @@
 //! Prometheus metrics: per-route request counts and latency histograms (middleware), login
-//! outcomes by reason, active sessions. One global recorder per process, rendered at `/metrics`.
+//! outcomes by reason (one global recorder per process), and the session gauges, which are
+//! counted for the scraped server at scrape time ([`render`]), so they are never stale.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::{OnceLock, RwLock};
 use std::time::Duration;
 
@@ -9,6 +11,8 @@ use axum::extract::MatchedPath;
 use axum::http::{Method, StatusCode};
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::app::AppState;
 
 /// The process-wide Prometheus handle (installed on first use).
 pub(crate) fn handle() -> PrometheusHandle {
@@ -111,6 +115,42 @@ impl RouteMetrics {
 /// memory until the next scrape of `/metrics`; the server calls it every few seconds.
 pub(crate) fn upkeep() {
     handle().run_upkeep();
+}
+
+/// The text for a scrape of `state`'s server: the process-wide registry, then the gauges that
+/// must be current, counted now: `tessera_active_sessions` (sessions in the store neither
+/// expired nor idle, on the injected clock) and `tessera_session_cache_entries` (this node's
+/// cache). The count is one query; scrapes take turns, so however many arrive at once, at most
+/// one such query runs (an unauthenticated endpoint must not fan out database scans). When the
+/// store fails, the active-sessions gauge is left out (absent, not a wrong number) and the
+/// cause logged.
+pub(crate) async fn render(state: &AppState) -> String {
+    static ONE_COUNT_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let mut text = handle().render();
+    let active = {
+        let _turn = ONE_COUNT_AT_A_TIME.lock().await;
+        let idle = state.config().sessions.idle_timeout;
+        state.store().count_active_sessions(state.now(), idle).await
+    };
+    match active {
+        Ok(n) => {
+            let _ = write!(
+                text,
+                "# HELP tessera_active_sessions Sessions neither expired nor idle, counted at scrape time.\n\
+                 # TYPE tessera_active_sessions gauge\n\
+                 tessera_active_sessions {n}\n"
+            );
+        }
+        Err(e) => tracing::warn!(error = %e, "could not count active sessions for /metrics"),
+    }
+    let cached = state.sessions().cached().await;
+    let _ = write!(
+        text,
+        "# HELP tessera_session_cache_entries Sessions cached in memory by this server.\n\
+         # TYPE tessera_session_cache_entries gauge\n\
+         tessera_session_cache_entries {cached}\n"
+    );
+    text
 }
 
 /// Counts a login outcome (`success`, or the denial reason).

@@ -4,6 +4,20 @@
 //! timeout slides by updating the cached copy and queueing one touch per session per
 //! `touch_interval`, flushed to the store in batches. Every invalidation goes through
 //! [`SessionCache::forget`], the one place a later cross-node notifier will hook into.
+//!
+//! **Invalidation wins every race.** A miss reads the session row, then inserts; a revocation
+//! deletes the row, then calls `forget`. Without care, a miss that read the row before the
+//! delete inserts it after `forget` ran, and the revoked session works again until the entry
+//! ages out. So token hashes are split into shards, each with a generation behind an async
+//! `RwLock`: `forget` bumps the generation and drops the entries under the write lock; a miss
+//! notes the generation before it reads the store and inserts only under the read lock and
+//! only if the generation is unchanged. An insert is therefore either before `forget`'s
+//! critical section (and dropped by it) or after it (and then its read, which started after
+//! the delete committed, found no row). A cache hit takes no lock.
+//!
+//! **Time is the injected clock.** An entry records when it was read (`loaded_at`, from the
+//! server's `Clock`) and is served from memory only until `loaded_at + ttl`; moka's own
+//! time-to-live, on the wall clock, is only a memory bound set a minute beyond that.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -17,6 +31,22 @@ use tessera_domain::account::Account;
 use tessera_domain::clock::UnixTime;
 use tessera_domain::session::{Session, SessionPolicy, TokenHash};
 use tessera_domain::store::Store;
+use tokio::sync::RwLock;
+
+#[cfg(test)]
+mod tests;
+
+/// Number of invalidation shards: a `forget` makes concurrent misses of the same shard skip
+/// their insert (they still answer), so more shards mean fewer needless misses.
+const SHARDS: usize = 64;
+
+/// How long past the injected-clock TTL moka keeps an entry by the wall clock (memory bound only).
+const MEMORY_SLACK: Duration = Duration::from_secs(60);
+
+/// The invalidation shard of a token hash (a SHA-256 output, so its first byte is uniform).
+fn shard_of(hash: &TokenHash) -> usize {
+    usize::from(hash.0[0]) % SHARDS
+}
 
 /// A session with its account, as forward-auth needs it. Shared (`Arc`) between the cache and
 /// requests, so the hot path clones a pointer, not the session's strings.
@@ -29,6 +59,8 @@ pub(crate) struct Resolved {
     pub(crate) headers: IdentityHeaders,
     /// Last activity seen by this node, moved forward without a lock.
     last_seen: AtomicI64,
+    /// When this node read the entry from the store (injected clock).
+    loaded_at: UnixTime,
 }
 
 /// `X-Tessera-User`, `X-Tessera-Email` and `X-Tessera-Groups` values for an account; cloning
@@ -67,21 +99,32 @@ impl IdentityHeaders {
 pub(crate) struct SessionCache {
     cache: Cache<TokenHash, Arc<Resolved>>,
     touches: Arc<Mutex<HashMap<TokenHash, UnixTime>>>,
+    /// One invalidation generation per shard of token hashes (see the module documentation).
+    generations: Arc<[RwLock<u64>]>,
     policy: SessionPolicy,
+    /// Seconds an entry is served from memory, measured on the injected clock.
+    ttl: i64,
+    /// Test hook: pauses the next miss between its store read and its insert.
+    #[cfg(test)]
+    gate: Arc<Mutex<Option<Arc<tests::Gate>>>>,
 }
 
 impl SessionCache {
-    /// A cache of up to `capacity` sessions, each used for at most `ttl` before it is read
-    /// from the store again: the bound on how late a change made by another node (or directly
-    /// in the database, as the CLI does) is seen.
+    /// A cache of up to `capacity` sessions, each used for at most `ttl` (on the injected clock)
+    /// before it is read from the store again: the bound on how late a change made by another
+    /// node (or directly in the database, as the CLI does) is seen.
     pub(crate) fn new(policy: SessionPolicy, capacity: u64, ttl: Duration) -> SessionCache {
         SessionCache {
             cache: Cache::builder()
                 .max_capacity(capacity)
-                .time_to_live(ttl)
+                .time_to_live(ttl.saturating_add(MEMORY_SLACK))
                 .build(),
             touches: Arc::new(Mutex::new(HashMap::new())),
+            generations: (0..SHARDS).map(|_| RwLock::new(0)).collect(),
             policy,
+            ttl: i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX),
+            #[cfg(test)]
+            gate: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -93,23 +136,11 @@ impl SessionCache {
         now: UnixTime,
     ) -> Result<Option<Arc<Resolved>>, StoreError> {
         let entry = match self.cache.get(&hash).await {
-            Some(entry) => entry,
-            None => {
-                let Some(session) = store.session_by_token(&hash).await? else {
-                    return Ok(None);
-                };
-                let Some(account) = store.account_by_id(&session.account_id).await? else {
-                    return Ok(None);
-                };
-                let entry = Arc::new(Resolved {
-                    last_seen: AtomicI64::new(session.last_seen_at.0),
-                    headers: IdentityHeaders::of(&account),
-                    session,
-                    account: Arc::new(account),
-                });
-                self.cache.insert(hash, entry.clone()).await;
-                entry
-            }
+            Some(entry) if now < entry.loaded_at.plus(self.ttl) => entry,
+            stale => match self.load(store, hash, now, stale.as_deref()).await? {
+                Some(entry) => entry,
+                None => return Ok(None),
+            },
         };
         let last_seen = UnixTime(entry.last_seen.load(Ordering::Relaxed));
         let active = now < entry.session.expires_at
@@ -134,17 +165,96 @@ impl SessionCache {
         Ok(Some(entry))
     }
 
-    /// Drops sessions from the cache (logout, revoke, account change). The one place where
-    /// session invalidation happens.
+    /// A miss, or an entry past its TTL (`stale`): reads the session and its account from the
+    /// store, and caches them unless an invalidation of the same shard ran meanwhile (then the
+    /// answer, read before that invalidation finished, is given to this request only).
+    async fn load(
+        &self,
+        store: &dyn Store,
+        hash: TokenHash,
+        now: UnixTime,
+        stale: Option<&Resolved>,
+    ) -> Result<Option<Arc<Resolved>>, StoreError> {
+        let shard = &self.generations[shard_of(&hash)];
+        // Noted before the read: an invalidation that completes after this point bumps it.
+        let before = *shard.read().await;
+        let Some(session) = store.session_by_token(&hash).await? else {
+            if stale.is_some() {
+                self.cache.invalidate(&hash).await;
+            }
+            return Ok(None);
+        };
+        let Some(account) = store.account_by_id(&session.account_id).await? else {
+            if stale.is_some() {
+                self.cache.invalidate(&hash).await;
+            }
+            return Ok(None);
+        };
+        // Activity this node saw but has not written yet still counts (a pending touch, or the
+        // copy that aged out), so a reload never moves the idle clock backwards.
+        let pending = self
+            .touches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&hash)
+            .copied();
+        let last_seen = [
+            Some(session.last_seen_at),
+            pending,
+            stale.map(|e| UnixTime(e.last_seen.load(Ordering::Relaxed))),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(session.last_seen_at);
+        let entry = Arc::new(Resolved {
+            last_seen: AtomicI64::new(last_seen.0),
+            loaded_at: now,
+            headers: IdentityHeaders::of(&account),
+            session,
+            account: Arc::new(account),
+        });
+        #[cfg(test)]
+        self.pause_if_gated().await;
+        let generation = shard.read().await;
+        if *generation == before {
+            self.cache.insert(hash, entry.clone()).await;
+        }
+        drop(generation);
+        Ok(Some(entry))
+    }
+
+    /// Drops sessions from the cache (logout, revoke, account change): the one place where
+    /// session invalidation happens. Call it after the store no longer holds them; when it
+    /// returns, no request that starts later is answered from a copy read before. Runs to the
+    /// end even if the caller is cancelled (a client that hangs up mid-logout).
     pub(crate) async fn forget(&self, hashes: &[TokenHash]) {
+        let this = self.clone();
+        let hashes = hashes.to_vec();
+        let work = tokio::spawn(async move { this.forget_now(&hashes).await });
+        if let Err(e) = work.await {
+            tracing::error!(error = %e, "session cache invalidation did not finish");
+        }
+    }
+
+    async fn forget_now(&self, hashes: &[TokenHash]) {
         {
             let mut touches = self.touches.lock().unwrap_or_else(|e| e.into_inner());
             for hash in hashes {
                 touches.remove(hash);
             }
         }
-        for hash in hashes {
-            self.cache.invalidate(hash).await;
+        let mut shards: Vec<usize> = hashes.iter().map(shard_of).collect();
+        shards.sort_unstable();
+        shards.dedup();
+        for shard in shards {
+            // Bump and drop under the write lock: a miss of this shard inserts either before
+            // (and is dropped here) or after, seeing the new generation (and skips its insert).
+            let mut generation = self.generations[shard].write().await;
+            *generation = generation.wrapping_add(1);
+            for hash in hashes.iter().filter(|h| shard_of(h) == shard) {
+                self.cache.invalidate(hash).await;
+            }
         }
     }
 
@@ -173,8 +283,26 @@ impl SessionCache {
         }
     }
 
-    /// Number of cached sessions (approximate).
-    pub(crate) fn cached(&self) -> u64 {
+    /// Test hook: the next miss stops between its store read and its insert until released.
+    #[cfg(test)]
+    pub(crate) fn pause_next_miss(&self) -> Arc<tests::Gate> {
+        let gate = Arc::new(tests::Gate::default());
+        *self.gate.lock().unwrap_or_else(|e| e.into_inner()) = Some(gate.clone());
+        gate
+    }
+
+    #[cfg(test)]
+    async fn pause_if_gated(&self) {
+        let gate = self.gate.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(gate) = gate {
+            gate.reached.notify_one();
+            gate.release.notified().await;
+        }
+    }
+
+    /// Number of cached sessions, after moka has applied its pending bookkeeping.
+    pub(crate) async fn cached(&self) -> u64 {
+        self.cache.run_pending_tasks().await;
         self.cache.entry_count()
     }
 }

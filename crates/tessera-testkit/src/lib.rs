@@ -1,12 +1,14 @@
 //! Test harness for tessera, used only as a dev-dependency: the store conformance suite
 //! ([`conformance`], written once against `tessera_domain::store::Store` and instantiated per
-//! backend with [`store_conformance_tests!`]) and a fake clock ([`clock::FakeClock`]).
+//! backend with [`store_conformance_tests!`]), a fake clock ([`clock::FakeClock`]), and the
+//! rule for skipping a test whose server is absent ([`skip`]).
 //!
 //! Depends on `tessera-domain` and tokio only; never on a concrete store (each store crate brings
 //! its own set-up), and no crate may depend on it outside `[dev-dependencies]`.
 
 pub mod clock;
 pub mod conformance;
+pub mod skip;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -81,8 +83,8 @@ where
 }
 
 /// Expands to one `#[tokio::test]` per conformance case, each calling `$setup().await` (an
-/// `async fn() -> Option<TestStore>`, `None` meaning "backend unavailable, skip") for a fresh
-/// store. Use it inside a module of a store crate's integration test; the crate needs tokio
+/// `async fn() -> Option<TestStore>`, `None` meaning "backend absent, skip", reported through
+/// [`skip::absent`]) for a fresh store. Use it inside a module of a store crate's integration test; the crate needs tokio
 /// (features `macros`, `rt-multi-thread`) as a dev-dependency.
 ///
 /// ```ignore

@@ -1,7 +1,6 @@
-//! The main flows end to end on PostgreSQL (a fresh schema per test). Skipped loudly when no
-//! server answers, except under `CI=true`, where that fails.
+//! The main flows end to end on PostgreSQL (a fresh schema per test). Skipped with a `SKIPPED`
+//! line only when no server listens, and never under CI (`tessera_testkit::skip`).
 
-use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,35 +15,30 @@ fn url() -> String {
 }
 
 async fn store() -> Option<(Arc<PgStore>, String)> {
+    use sqlx::Connection as _;
+    // A refused connection (no server listening) is the only skip, outside CI only; any other
+    // failure, and any error creating or migrating the schema, fails the test.
+    match tokio::time::timeout(Duration::from_secs(10), sqlx::PgConnection::connect(&url())).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+        }
+        Ok(Err(e)) if tessera_testkit::skip::is_connection_refused(&e) => {
+            tessera_testkit::skip::absent("PostgreSQL", &e.to_string());
+            return None;
+        }
+        Ok(Err(e)) => panic!("PostgreSQL does not work ({e}): failing, not skipping"),
+        Err(_) => panic!("PostgreSQL gave no answer within 10 s: failing, not skipping"),
+    }
     let schema = format!(
         "srv_{}",
         tessera_token::b64::encode(tessera_domain::random::bytes::<6>())
             .to_lowercase()
             .replace(['-', '_'], "x")
     );
-    match tokio::time::timeout(
-        Duration::from_secs(10),
-        PgStore::connect_with_schema(&url(), &schema),
-    )
-    .await
-    {
-        Ok(Ok(store)) => Some((Arc::new(store), schema)),
-        outcome => {
-            let why = match outcome {
-                Ok(Err(e)) => e.to_string(),
-                _ => "no answer within 10 s".into(),
-            };
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "PostgreSQL NOT AVAILABLE ({why}) and CI=true"
-            );
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n!!!!!!!! PostgreSQL NOT AVAILABLE ({why}): server tests on PostgreSQL SKIPPED !!!!!!!!\n"
-            );
-            None
-        }
-    }
+    let store = PgStore::connect_with_schema(&url(), &schema)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL: creating and migrating schema {schema}: {e}"));
+    Some((Arc::new(store), schema))
 }
 
 async fn drop_schema(store: &PgStore, schema: &str) {
@@ -110,5 +104,33 @@ async fn two_nodes_share_sessions_and_the_cookie_seal() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     drop(a);
     drop(b);
+    drop_schema(&pg, &schema).await;
+}
+
+#[tokio::test]
+async fn cached_sessions_outlive_a_lost_database_and_others_get_503() {
+    let Some((pg, schema)) = store().await else {
+        return;
+    };
+    let h = harness_on(pg.clone(), |_| {}).await;
+    let (cached, _) = h.session("ada").await;
+    let (uncached, _) = h.session("ada").await;
+    assert_eq!(
+        h.get("/auth/verify", Some(&cached)).await.status,
+        StatusCode::OK
+    );
+    // Every connection of this node closed: nothing reaches PostgreSQL any more.
+    pg.close().await;
+    assert_eq!(
+        h.get("/readyz", None).await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let r = h.get("/auth/verify", Some(&cached)).await;
+    assert_eq!(r.status, StatusCode::OK, "a cached session keeps working");
+    assert_eq!(r.header("x-tessera-user"), Some("ada"));
+    let r = h.get("/auth/verify", Some(&uncached)).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    assert_eq!(r.body, r#"{"error":"temporarily_unavailable"}"#);
+    drop(h);
     drop_schema(&pg, &schema).await;
 }

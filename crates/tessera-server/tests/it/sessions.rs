@@ -248,3 +248,41 @@ async fn the_account_page_lists_sessions_and_its_forms_work() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// The value of `tessera_active_sessions` in a scrape, if present.
+fn active_sessions(scrape: &str) -> Option<u64> {
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix("tessera_active_sessions "))
+        .map(|v| v.parse().unwrap())
+}
+
+#[tokio::test]
+async fn the_active_sessions_gauge_is_current_at_every_scrape() {
+    let h = harness().await;
+    let scrape = || async { active_sessions(&h.get("/metrics", None).await.body) };
+    assert_eq!(scrape().await, Some(0));
+    let (first, csrf) = h.session("ada").await;
+    assert_eq!(scrape().await, Some(1), "a sign-in counts at once");
+    h.session("ada").await;
+    assert_eq!(scrape().await, Some(2));
+    let r = h
+        .json(
+            Method::DELETE,
+            "/api/sessions",
+            serde_json::Value::Null,
+            &[("cookie", &first), ("x-csrf-token", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert_eq!(
+        scrape().await,
+        Some(0),
+        "a sign-out everywhere counts at once"
+    );
+    h.session("ada").await;
+    assert_eq!(scrape().await, Some(1));
+    // Idle past the timeout (injected clock): no longer active, without any write.
+    h.clock.advance(30 * 60);
+    assert_eq!(scrape().await, Some(0), "an idle session stops counting");
+}

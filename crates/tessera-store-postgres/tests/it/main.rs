@@ -2,14 +2,14 @@
 //! schema of the database at `TESSERA_TEST_DATABASE_URL`, plus what only PostgreSQL can show
 //! (schema isolation, several stores on one database as several nodes would have).
 //!
-//! When the server is unreachable the tests pass with a loud message, except under `CI=true`,
-//! where that is a failure.
+//! When no server listens (connection refused) the tests are skipped with a `SKIPPED` line,
+//! except under CI (any `CI` value), where that fails; any other connection or migration error
+//! fails everywhere (see `tessera_testkit::skip`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod nodes;
 
-use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,28 +33,24 @@ pub fn fresh_schema() -> String {
 }
 
 /// Whether the server answers. One plain connection, no pool retries, so a missing server
-/// costs milliseconds. Panics when it does not and `CI=true`.
+/// costs milliseconds. Only a refused connection (nothing listening) is "absent", and is
+/// skipped outside CI only ([`tessera_testkit::skip`]); any other failure panics.
 pub async fn server_available() -> bool {
     let url = database_url();
+    let shown = redact(&url);
     let attempt = tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&url)).await;
-    let failure = match attempt {
+    match attempt {
         Ok(Ok(conn)) => {
             let _ = conn.close().await;
-            return true;
+            true
         }
-        Ok(Err(e)) => e.to_string(),
-        Err(_) => "no answer within 5 s".to_owned(),
-    };
-    let shown = redact(&url);
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("PostgreSQL NOT AVAILABLE at {shown} ({failure}) and CI=true: failing");
+        Ok(Err(e)) if tessera_testkit::skip::is_connection_refused(&e) => {
+            tessera_testkit::skip::absent("PostgreSQL", &format!("{shown}: {e}"));
+            false
+        }
+        Ok(Err(e)) => panic!("PostgreSQL at {shown} does not work ({e}): failing, not skipping"),
+        Err(_) => panic!("PostgreSQL at {shown} gave no answer within 5 s: failing, not skipping"),
     }
-    // Straight to the stderr file descriptor, past the test harness's output capture.
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n!!!!!!!! PostgreSQL NOT AVAILABLE at {shown} ({failure}): tests SKIPPED !!!!!!!!\n"
-    );
-    false
 }
 
 /// The URL without its password.
@@ -83,7 +79,7 @@ pub async fn drop_schema(schema: &str) {
 }
 
 /// A fresh store in a fresh schema, dropped when the test is over; `None` if the server is
-/// unreachable (and not in CI).
+/// absent (and not in CI).
 pub async fn fresh_store() -> Option<TestStore> {
     if !server_available().await {
         return None;
@@ -100,7 +96,7 @@ pub async fn fresh_store() -> Option<TestStore> {
 }
 
 /// Runs `body` with `count` fresh schema names (in its own task, so that a panic still lets the
-/// schemas be dropped afterwards). Does nothing when the server is unreachable (outside CI).
+/// schemas be dropped afterwards). Does nothing when the server is absent (outside CI).
 pub async fn in_fresh_schemas<F, Fut>(count: usize, body: F)
 where
     F: FnOnce(Vec<String>) -> Fut,
