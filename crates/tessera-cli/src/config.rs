@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use figment::Figment;
@@ -12,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use tessera_domain::credential::password::{HashParams, PasswordPolicy};
 use tessera_domain::login::LockoutPolicy;
 use tessera_domain::session::SessionPolicy;
-use tessera_server::config::ThrottleConfig;
-use tessera_server::{ServerConfig, Transport};
+use tessera_server::config::{HttpTimeouts, ThrottleConfig};
+use tessera_server::{Cidr, ServerConfig, Transport};
 
 /// The file/environment configuration, with every default.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -32,6 +33,10 @@ pub(crate) struct FileConfig {
     pub(crate) lockout: LockoutSection,
     pub(crate) password: PasswordSection,
     pub(crate) throttle: ThrottleSection,
+    // --- the network edge: proxies, connection time limits, the metrics listener ---
+    pub(crate) trusted_proxies: Vec<String>,
+    pub(crate) http: HttpSection,
+    pub(crate) metrics: MetricsSection,
     pub(crate) branding: BrandingSection,
 }
 
@@ -78,9 +83,13 @@ impl BrandingSection {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct SessionSection {
+    #[serde(deserialize_with = "seconds::deserialize")]
     pub(crate) idle_timeout: i64,
+    #[serde(deserialize_with = "seconds::deserialize")]
     pub(crate) absolute_timeout: i64,
+    #[serde(deserialize_with = "seconds::deserialize")]
     pub(crate) touch_interval: i64,
+    #[serde(deserialize_with = "seconds::deserialize")]
     pub(crate) cache_ttl: u64,
 }
 
@@ -88,7 +97,82 @@ pub(crate) struct SessionSection {
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct LockoutSection {
     pub(crate) lock_after: u32,
+    #[serde(deserialize_with = "seconds::deserialize")]
     pub(crate) lock_for: i64,
+}
+
+/// `[http]`: connection time limits, in seconds.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct HttpSection {
+    #[serde(deserialize_with = "seconds::deserialize")]
+    pub(crate) header_timeout: u64,
+    #[serde(deserialize_with = "seconds::deserialize")]
+    pub(crate) body_timeout: u64,
+    #[serde(deserialize_with = "seconds::deserialize")]
+    pub(crate) idle_timeout: u64,
+}
+
+/// `[metrics]`: the private Prometheus listener.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct MetricsSection {
+    /// `IP:port` of the metrics listener; empty: no metrics endpoint.
+    pub(crate) listen: String,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        let t = HttpTimeouts::default();
+        HttpSection {
+            header_timeout: t.header.as_secs(),
+            body_timeout: t.body.as_secs(),
+            idle_timeout: t.idle.as_secs(),
+        }
+    }
+}
+
+/// Durations in seconds, written as a number of seconds (`900`) or a string in the syntax of
+/// [`crate::input::parse_duration`] (`"900"`, `"30s"`, `"15m"`, `"1h"`, `"7d"`).
+pub(crate) mod seconds {
+    use serde::Deserializer;
+    use serde::de::{Error, Unexpected, Visitor};
+
+    struct Seconds;
+
+    impl Visitor<'_> for Seconds {
+        type Value = u64;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(
+                "a duration: seconds (900) or a string such as \"30s\", \"15m\", \"1h\", \"7d\"",
+            )
+        }
+
+        fn visit_u64<E: Error>(self, v: u64) -> Result<u64, E> {
+            Ok(v)
+        }
+
+        fn visit_i64<E: Error>(self, v: i64) -> Result<u64, E> {
+            u64::try_from(v).map_err(|_| E::invalid_value(Unexpected::Signed(v), &self))
+        }
+
+        fn visit_str<E: Error>(self, v: &str) -> Result<u64, E> {
+            crate::input::parse_duration(v.trim())
+                .map_err(|_| E::invalid_value(Unexpected::Str(v), &self))
+        }
+    }
+
+    /// `deserialize_with` for any integer field holding seconds.
+    pub(crate) fn deserialize<'de, D, T>(d: D) -> Result<T, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: TryFrom<u64>,
+    {
+        let secs = d.deserialize_any(Seconds)?;
+        T::try_from(secs)
+            .map_err(|_| D::Error::invalid_value(Unexpected::Unsigned(secs), &"a shorter duration"))
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -128,6 +212,9 @@ impl Default for FileConfig {
             password: PasswordSection::default(),
             throttle: ThrottleSection::default(),
             branding: BrandingSection::default(),
+            trusted_proxies: Cidr::loopback().iter().map(ToString::to_string).collect(),
+            http: HttpSection::default(),
+            metrics: MetricsSection::default(),
         }
     }
 }
@@ -210,9 +297,7 @@ pub(crate) fn load(args: &StoreArgs, listen: Option<&str>) -> Result<FileConfig>
             .ignore(&["CONFIG", "LOG"])
             .split("__"),
     );
-    let mut config: FileConfig = figment
-        .extract()
-        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    let mut config: FileConfig = figment.extract().map_err(explain)?;
     if let Some(dir) = &args.data_dir {
         config.data_dir = dir.clone();
     }
@@ -225,7 +310,61 @@ pub(crate) fn load(args: &StoreArgs, listen: Option<&str>) -> Result<FileConfig>
     Ok(config)
 }
 
+/// One line per fault, each naming the key (as written where it came from: the TOML key or the
+/// `TESSERA_*` variable) and the value at fault, without figment's profile prefix.
+fn explain(error: figment::Error) -> anyhow::Error {
+    let lines: Vec<String> = error
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            // Where it came from: the variable's name for the environment, the file's path.
+            let source = e.metadata.as_ref().map(|m| {
+                let name = if m.name.contains("environment") {
+                    format!("TESSERA_{}, ", e.path.join("__").to_uppercase())
+                } else {
+                    String::new()
+                };
+                let origin = m
+                    .source
+                    .as_ref()
+                    .map(|s| format!(" {s}"))
+                    .unwrap_or_default();
+                format!(" ({name}{}{origin})", m.name)
+            });
+            let source = source.unwrap_or_default();
+            if key.is_empty() {
+                format!("{}{source}", e.kind)
+            } else {
+                format!("key `{key}`{source}: {}", e.kind)
+            }
+        })
+        .collect();
+    anyhow::anyhow!("invalid configuration: {}", lines.join("; "))
+}
+
 impl FileConfig {
+    /// The trusted proxy ranges, each checked, the faulty one named.
+    fn trusted_proxies(&self) -> Result<Vec<Cidr>> {
+        self.trusted_proxies
+            .iter()
+            .map(|c| Cidr::parse(c).map_err(|e| anyhow::anyhow!("trusted_proxies: {e}")))
+            .collect()
+    }
+
+    /// The metrics listener address, if metrics are on.
+    pub(crate) fn metrics_listen(&self) -> Result<Option<SocketAddr>> {
+        if self.metrics.listen.is_empty() {
+            return Ok(None);
+        }
+        let addr: SocketAddr = self.metrics.listen.parse().with_context(|| {
+            format!(
+                "metrics.listen = {:?} is not an address like 127.0.0.1:9898 (or \"\" for none)",
+                self.metrics.listen
+            )
+        })?;
+        Ok(Some(addr))
+    }
+
     /// The validated server configuration.
     pub(crate) fn server(&self) -> Result<ServerConfig> {
         let listen: SocketAddr = self.listen.parse().with_context(|| {
@@ -262,7 +401,13 @@ impl FileConfig {
             touch_interval: self.session.touch_interval,
         };
         config.session_cache_ttl = self.session.cache_ttl;
-        config.lockout = LockoutPolicy::new(self.lockout.lock_after, self.lockout.lock_for)?;
+        config.lockout = LockoutPolicy::new(self.lockout.lock_after, self.lockout.lock_for)
+            .with_context(|| {
+                format!(
+                    "[lockout] lock_after = {}, lock_for = {} s",
+                    self.lockout.lock_after, self.lockout.lock_for
+                )
+            })?;
         (config.passwords, config.hash_params) = self.password_rules()?;
         if self.password.hash_concurrency > 0 {
             config.hash_concurrency = self.password.hash_concurrency;
@@ -276,19 +421,45 @@ impl FileConfig {
         config.redirect_domains = self.redirect_domains.clone();
         config.max_body = self.max_body;
         config.branding = self.branding.branding()?;
+        config.trusted_proxies = self.trusted_proxies()?;
+        config.timeouts = HttpTimeouts {
+            header: Duration::from_secs(self.http.header_timeout),
+            body: Duration::from_secs(self.http.body_timeout),
+            idle: Duration::from_secs(self.http.idle_timeout),
+        };
+        if let Some(metrics) = self.metrics_listen()?
+            && metrics.port() != 0
+            && metrics == listen
+        {
+            bail!(
+                "metrics.listen = {:?} is the same address as listen",
+                self.metrics.listen
+            );
+        }
         config.validate().map_err(anyhow::Error::msg)?;
         Ok(config)
     }
 
     /// The password policy and argon2 parameters, validated (shared by `serve` and `user`).
     pub(crate) fn password_rules(&self) -> Result<(PasswordPolicy, HashParams)> {
-        let policy = PasswordPolicy::new(self.password.min_length, self.password.max_length)?;
+        let policy = PasswordPolicy::new(self.password.min_length, self.password.max_length)
+            .with_context(|| {
+                format!(
+                    "[password] min_length = {}, max_length = {}",
+                    self.password.min_length, self.password.max_length
+                )
+            })?;
         let params = HashParams {
             memory_kib: self.password.argon2_memory_kib,
             iterations: self.password.argon2_iterations,
             parallelism: self.password.argon2_parallelism,
         };
-        tessera_domain::credential::password::Hasher::check_params(params)?;
+        tessera_domain::credential::password::Hasher::check_params(params).with_context(|| {
+            format!(
+                "[password] argon2_memory_kib = {}, argon2_iterations = {}, argon2_parallelism = {}",
+                params.memory_kib, params.iterations, params.parallelism
+            )
+        })?;
         Ok((policy, params))
     }
 
@@ -308,5 +479,103 @@ impl FileConfig {
     pub(crate) fn is_postgres(&self) -> bool {
         self.database_url.starts_with("postgres://")
             || self.database_url.starts_with("postgresql://")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Loads `toml` from a temporary file (the process has no `TESSERA_*` variables in tests).
+    fn load_toml(toml: &str) -> Result<FileConfig> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("tessera.toml");
+        std::fs::write(&path, toml)?;
+        let args = StoreArgs {
+            config: Some(path),
+            ..StoreArgs::default()
+        };
+        load(&args, None)
+    }
+
+    fn error_of(toml: &str) -> String {
+        match load_toml(toml).and_then(|f| f.server().map(|_| ())) {
+            Ok(()) => panic!("accepted:\n{toml}"),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    #[test]
+    fn durations_take_seconds_or_units_on_every_duration_key() {
+        let f = load_toml(
+            "[session]\nidle_timeout = \"15m\"\nabsolute_timeout = \"2h\"\n\
+             touch_interval = \"30s\"\ncache_ttl = \"5\"\n\
+             [lockout]\nlock_for = \"1d\"\n\
+             [http]\nheader_timeout = 5\nbody_timeout = \"1m\"\nidle_timeout = \"2m\"\n",
+        )
+        .expect("load");
+        assert_eq!(f.session.idle_timeout, 900);
+        assert_eq!(f.session.absolute_timeout, 7200);
+        assert_eq!(f.session.touch_interval, 30);
+        assert_eq!(f.session.cache_ttl, 5);
+        assert_eq!(f.lockout.lock_for, 86_400);
+        let server = f.server().expect("valid");
+        assert_eq!(server.timeouts.header, Duration::from_secs(5));
+        assert_eq!(server.timeouts.body, Duration::from_secs(60));
+        assert_eq!(server.timeouts.idle, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn errors_name_the_key_and_the_value() {
+        let e = error_of("[session]\nidle_timeout = \"fifteen minutes\"\n");
+        assert!(
+            e.contains("session.idle_timeout") && e.contains("fifteen minutes"),
+            "{e}"
+        );
+        assert!(!e.contains("default."), "figment's profile leaks into: {e}");
+        let e = error_of("[throttle]\nper_ip_burst = \"lots\"\n");
+        assert!(
+            e.contains("throttle.per_ip_burst") && e.contains("lots"),
+            "{e}"
+        );
+        let e = error_of("[throttle]\nper_ip_burst = -3\n");
+        assert!(
+            e.contains("throttle.per_ip_burst") && e.contains("-3"),
+            "{e}"
+        );
+        let e = error_of("[lockout]\nlock_after = 500\n");
+        assert!(e.contains("lock_after = 500"), "{e}");
+        let e = error_of("[password]\nmin_length = 4\n");
+        assert!(e.contains("min_length = 4"), "{e}");
+        let e = error_of("trusted_proxies = [\"10.0.0.1/8\"]\n");
+        assert!(
+            e.contains("trusted_proxies") && e.contains("10.0.0.1/8"),
+            "{e}"
+        );
+        let e = error_of("[metrics]\nlisten = \"localhost:9898\"\n");
+        assert!(
+            e.contains("metrics.listen") && e.contains("localhost:9898"),
+            "{e}"
+        );
+        let e = error_of("[http]\nheader_timeout = \"2h\"\n");
+        assert!(
+            e.contains("http.header_timeout") && e.contains("7200"),
+            "{e}"
+        );
+        let e = error_of("public_origin = \"https://auth.example.com\"\n");
+        assert!(
+            e.contains("https://auth.example.com") && e.contains("behind_tls_proxy"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_edge_defaults() {
+        let server = FileConfig::default().server().expect("defaults are valid");
+        assert_eq!(server.trusted_proxies, Cidr::loopback());
+        assert_eq!(server.timeouts, HttpTimeouts::default());
+        assert_eq!(FileConfig::default().metrics_listen().expect("ok"), None);
+        let f = load_toml("trusted_proxies = [\"10.0.0.0/8\", \"2001:db8::/32\"]\n").expect("load");
+        assert_eq!(f.server().expect("valid").trusted_proxies.len(), 2);
     }
 }

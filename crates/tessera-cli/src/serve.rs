@@ -68,6 +68,14 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
             .await
             .with_context(|| format!("binding {}", server.listen))?;
         let local = listener.local_addr().context("local address")?;
+        let metrics = match file.metrics_listen()? {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding metrics.listen = {addr}"))?,
+            ),
+            None => None,
+        };
         tracing::info!(
             listen = %local,
             public_origin = %server.public_origin,
@@ -78,9 +86,40 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
         if server.transport == tessera_server::Transport::Dev {
             tracing::warn!("dev mode: plain-HTTP cookies without Secure/__Host- (loopback only)");
         }
-        tessera_server::serve(listener, state, shutdown_signal())
+        // One signal stops both listeners.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            }
+        };
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        let metrics_task = match metrics {
+            Some(listener) => {
+                tracing::info!(
+                    listen = %listener.local_addr().context("metrics address")?,
+                    "metrics at /metrics"
+                );
+                Some(tokio::spawn(tessera_server::serve_metrics(
+                    listener,
+                    state.clone(),
+                    stopped(),
+                )))
+            }
+            None => None,
+        };
+        tessera_server::serve(listener, state, stopped())
             .await
             .context("serving")?;
+        if let Some(task) = metrics_task {
+            task.await
+                .context("metrics listener")?
+                .context("serving metrics")?;
+        }
         tracing::info!("stopped");
         Ok(())
     })
@@ -123,8 +162,11 @@ fn init_logging(format: &str, level: &str) -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .context("log_level")?;
+    // Colours only for a person at a terminal: escape codes corrupt files, journald and pipes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match format {
         "json" => builder.json().init(),

@@ -55,7 +55,7 @@ impl AppState {
                     1_000_000,
                     Duration::from_secs(config.session_cache_ttl),
                 ),
-                throttle: Throttle::new(&config.throttle),
+                throttle: Throttle::new(&config.throttle, clock.clone()),
                 seal: CookieSeal::new(&key),
                 store,
                 clock,
@@ -139,12 +139,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let tasks = spawn_background(state.clone());
     let app = router(state.clone());
-    let result = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let timeouts = state.config().timeouts;
+    let result = crate::conn::serve_router(listener, app, timeouts, shutdown).await;
     for task in tasks {
         task.abort();
     }
@@ -152,6 +148,25 @@ pub async fn serve(
         tracing::warn!(error = %e, "could not flush session activity at shutdown");
     }
     result
+}
+
+/// The Prometheus endpoint alone: `GET /metrics`, for a listener of its own (`metrics.listen`)
+/// that only the monitoring network reaches. Login outcomes by reason live there, never on
+/// the public listener, where they would tell an unknown username from a wrong password.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(crate::routes::metrics))
+        .with_state(state)
+}
+
+/// Serves [`metrics_router`] on `listener` until `shutdown` resolves.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let timeouts = state.config().timeouts;
+    crate::conn::serve_router(listener, metrics_router(state), timeouts, shutdown).await
 }
 
 fn spawn_background(state: AppState) -> Vec<tokio::task::JoinHandle<()>> {

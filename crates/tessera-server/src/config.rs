@@ -2,10 +2,13 @@
 //! job; this is the checked result.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tessera_domain::credential::password::{HashParams, PasswordPolicy};
 use tessera_domain::login::LockoutPolicy;
 use tessera_domain::session::SessionPolicy;
+
+use crate::client_addr::Cidr;
 
 /// How browsers reach the server, which decides the cookie attributes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,6 +41,28 @@ impl Default for ThrottleConfig {
             per_ip_burst: 20,
             per_account_per_minute: 10,
             per_account_burst: 10,
+        }
+    }
+}
+
+/// Connection time limits against slow clients (OWASP ASVS 5.0 V13.1: resource limits; the
+/// "slowloris" attack). They bound how long a client may hold a connection without sending.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HttpTimeouts {
+    /// From the first byte of a request to the end of its header block.
+    pub header: Duration,
+    /// From the end of the header block to the end of the body.
+    pub body: Duration,
+    /// A keep-alive connection with no request in progress is closed after this long.
+    pub idle: Duration,
+}
+
+impl Default for HttpTimeouts {
+    fn default() -> Self {
+        HttpTimeouts {
+            header: Duration::from_secs(10),
+            body: Duration::from_secs(30),
+            idle: Duration::from_secs(60),
         }
     }
 }
@@ -76,6 +101,10 @@ pub struct ServerConfig {
     pub max_body: usize,
     /// The product name and logo on the pages.
     pub branding: Branding,
+    /// Socket peers whose `X-Forwarded-For` is believed, behind a TLS proxy (default loopback).
+    pub trusted_proxies: Vec<Cidr>,
+    /// Header, body and idle time limits of client connections.
+    pub timeouts: HttpTimeouts,
 }
 
 impl ServerConfig {
@@ -95,6 +124,8 @@ impl ServerConfig {
             redirect_domains: Vec::new(),
             max_body: 64 * 1024,
             branding: Branding::default(),
+            trusted_proxies: Cidr::loopback(),
+            timeouts: HttpTimeouts::default(),
         }
     }
 
@@ -121,20 +152,71 @@ impl ServerConfig {
                 self.public_origin
             ));
         }
+        if self.transport == Transport::Dev && self.public_origin.starts_with("https://") {
+            // The browser would use HTTPS while the cookies lack `Secure` and `__Host-`.
+            return Err(format!(
+                "public_origin = {:?} is https:// but behind_tls_proxy is false (dev mode): \
+                 cookies would lack Secure and __Host-; set behind_tls_proxy = true",
+                self.public_origin
+            ));
+        }
+        for d in &self.redirect_domains {
+            let host = d.strip_prefix('.').unwrap_or(d);
+            if host.is_empty()
+                || host.starts_with('.')
+                || host.ends_with('.')
+                || !host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            {
+                return Err(format!(
+                    "redirect_domains: {d:?} is not a host name (app.example.com) or a domain \
+                     with a leading dot (.example.com)"
+                ));
+            }
+        }
+        for (name, t) in [
+            ("http.header_timeout", self.timeouts.header),
+            ("http.body_timeout", self.timeouts.body),
+            ("http.idle_timeout", self.timeouts.idle),
+        ] {
+            if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&t) {
+                return Err(format!(
+                    "{name} = {} s is out of range 1 s ..= 1 h",
+                    t.as_secs()
+                ));
+            }
+        }
         if !(1..=1024).contains(&self.hash_concurrency) {
-            return Err("hash_concurrency must be 1..=1024".into());
+            return Err(format!(
+                "password.hash_concurrency = {} must be 1..=1024",
+                self.hash_concurrency
+            ));
         }
         if !(1024..=16 * 1024 * 1024).contains(&self.max_body) {
-            return Err("max_body must be between 1 KiB and 16 MiB".into());
+            return Err(format!(
+                "max_body = {} must be between 1024 (1 KiB) and 16777216 (16 MiB)",
+                self.max_body
+            ));
         }
         if self.sessions.idle_timeout < 60
             || self.sessions.absolute_timeout < self.sessions.idle_timeout
             || !(1..=self.sessions.idle_timeout).contains(&self.sessions.touch_interval)
         {
-            return Err("sessions: need idle_timeout >= 60 s, absolute >= idle, 1 <= touch_interval <= idle".into());
+            return Err(format!(
+                "session.idle_timeout = {} s, absolute_timeout = {} s, touch_interval = {} s: \
+                 need idle_timeout >= 60 s, absolute_timeout >= idle_timeout, \
+                 1 s <= touch_interval <= idle_timeout",
+                self.sessions.idle_timeout,
+                self.sessions.absolute_timeout,
+                self.sessions.touch_interval
+            ));
         }
         if !(1..=300).contains(&self.session_cache_ttl) {
-            return Err("session cache_ttl must be 1..=300 seconds".into());
+            return Err(format!(
+                "session.cache_ttl = {} s must be 1..=300 seconds",
+                self.session_cache_ttl
+            ));
         }
         self.branding.validate()?;
         Ok(())

@@ -1,7 +1,7 @@
 //! Typed extractors: a handler that takes `CurrentSession` or `Admin` cannot forget to
 //! authenticate, and JSON/form wrappers turn rejections into the public error format.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::rejection::{FormRejection, JsonRejection};
@@ -19,10 +19,34 @@ use crate::cookie;
 use crate::error::{ApiError, Code};
 use crate::sessions::Resolved;
 
-/// The client's address: the socket peer, or, behind a TLS proxy, the last `X-Forwarded-For`
-/// entry (the one our proxy appended).
+/// The client's address: the socket peer, or, behind a TLS proxy whose socket address is in
+/// `trusted_proxies`, the right-most `X-Forwarded-For` entry (over all header lines) that is not
+/// a trusted proxy (see [`crate::client_addr`]).
 #[derive(Clone, Debug)]
 pub(crate) struct ClientIp(pub(crate) Option<String>);
+
+impl ClientIp {
+    /// The address of a request's client, from its parts.
+    pub(crate) fn of(parts: &Parts, state: &AppState) -> Option<IpAddr> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())?;
+        if state.config().transport != Transport::BehindTlsProxy {
+            return Some(peer.to_canonical());
+        }
+        let lines = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .map(|v| v.as_bytes());
+        Some(crate::client_addr::client_address(
+            peer,
+            lines,
+            &state.config().trusted_proxies,
+        ))
+    }
+}
 
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = ApiError;
@@ -31,24 +55,9 @@ impl FromRequestParts<AppState> for ClientIp {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        if state.config().transport == Transport::BehindTlsProxy
-            && let Some(xff) = parts
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-            && let Some(last) = xff
-                .rsplit(',')
-                .next()
-                .map(str::trim)
-                .filter(|s| s.parse::<std::net::IpAddr>().is_ok())
-        {
-            return Ok(ClientIp(Some(last.to_owned())));
-        }
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string());
-        Ok(ClientIp(peer))
+        Ok(ClientIp(
+            ClientIp::of(parts, state).map(|ip| ip.to_string()),
+        ))
     }
 }
 
@@ -131,11 +140,21 @@ impl FromRequestParts<AppState> for Admin {
                 .and_then(|v| v.strip_prefix("Bearer "))
                 .and_then(AdminToken::parse)
                 .ok_or_else(|| ApiError::new(Code::InvalidToken, "malformed admin bearer token"))?;
+            // Well-formed guesses reach the store only while their address has failed fewer
+            // than a few lookups this minute (OWASP ASVS 5.0 V6.3.1: anti-automation).
+            let ip = ClientIp::of(parts, state).map(|ip| ip.to_string());
+            if let Err(wait) = state.throttle().admin_lookup_allowed(ip.as_deref()) {
+                return Err(ApiError::rate_limited(
+                    wait.as_secs().max(1),
+                    "too many unknown admin tokens from this address",
+                ));
+            }
             if state.store().admin_token_exists(&token.hash()).await? {
                 return Ok(Admin {
                     label: "admin-token".into(),
                 });
             }
+            state.throttle().admin_lookup_failed(ip.as_deref());
             return Err(ApiError::new(Code::InvalidToken, "unknown admin token"));
         }
         let session = CurrentSession::from_request_parts(parts, state).await?;

@@ -10,6 +10,8 @@ pub mod config;
 pub mod error;
 
 mod app;
+mod client_addr;
+mod conn;
 mod cookie;
 mod csrf;
 mod edge;
@@ -22,6 +24,7 @@ mod sessions;
 mod throttle;
 mod user_agent;
 
-pub use app::{AppState, router, serve};
+pub use app::{AppState, metrics_router, router, serve, serve_metrics};
+pub use client_addr::Cidr;
 pub use config::{ServerConfig, Transport};
 pub use passwords::BlockingPasswords;

@@ -345,3 +345,67 @@ fn admin_tokens_are_created_listed_and_revoked_at_once_on_a_running_server() {
     let _ = server.child.kill();
     let _ = server.child.wait();
 }
+
+#[test]
+fn metrics_have_their_own_listener_and_piped_logs_have_no_colours() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let (port, metrics_port) = (free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+            data.to_str().expect("utf-8"),
+        ])
+        .env(
+            "TESSERA_METRICS__LISTEN",
+            format!("127.0.0.1:{metrics_port}"),
+        )
+        .env("TESSERA_HTTP__IDLE_TIMEOUT", "2m")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut metrics = None;
+    while Instant::now() < deadline {
+        if let Ok((200, _, body)) = try_request(
+            metrics_port,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        ) {
+            metrics = Some(body);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let public = try_request(
+        port,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    // SIGTERM, then collect the whole log.
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut log)
+        .expect("read log");
+    let _ = child.wait();
+    assert!(metrics.is_some(), "no metrics listener; log:\n{log}");
+    assert_eq!(
+        public.expect("public listener").0,
+        404,
+        "metrics on the public listener"
+    );
+    assert!(log.contains("tessera is serving"), "{log}");
+    assert!(log.contains("metrics at /metrics"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "ANSI escape codes in a piped log:\n{log:?}"
+    );
+}

@@ -1,4 +1,4 @@
-//! Liveness, readiness and metrics.
+//! Liveness and readiness on the public listener; the metrics handler for the private one.
 
 use axum::Router;
 use axum::extract::State;
@@ -12,7 +12,6 @@ pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
 }
 
 /// Liveness: the process answers. No authentication.
@@ -31,8 +30,9 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// Prometheus metrics in text format. No authentication (bind or proxy it privately).
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+/// Prometheus metrics in text format, served on the metrics listener only (see
+/// [`crate::metrics_router`]). No authentication: that listener must stay private.
+pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         crate::metrics::render(&state).await,

@@ -11,6 +11,8 @@ mod health;
 mod login;
 mod redirect;
 
+pub(crate) use health::metrics;
+
 /// Every route.
 pub(crate) fn router() -> Router<AppState> {
     Router::new()

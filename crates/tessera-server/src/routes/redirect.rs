@@ -27,6 +27,11 @@ pub(crate) fn safe(rd: &str, config: &ServerConfig) -> Option<String> {
         _ => authority,
     }
     .to_ascii_lowercase();
+    // `https:///evil.example` has an empty authority, and browsers read it as
+    // `https://evil.example/`: an empty host never matches anything.
+    if host.is_empty() {
+        return None;
+    }
     let public = config.public_host();
     let public_host = public.rsplit_once(':').map_or(public, |(h, _)| h);
     let allowed = host == public_host
@@ -68,8 +73,42 @@ mod tests {
             "https://app.other.org.evil/",
             "/a b",
             "ftp://app.example.com",
+            "https:///evil.example",
+            "https://:443/evil.example",
+            "http:///\\evil.example",
         ] {
             assert_eq!(safe(bad, &c), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn an_empty_host_never_passes_even_with_degenerate_domains() {
+        // `validate` refuses "" and "." in redirect_domains; the check here does not rely on it.
+        let mut c = ServerConfig::dev("127.0.0.1:8080".parse().expect("addr"));
+        c.redirect_domains = vec![".".into(), "".into()];
+        assert!(c.validate().is_err());
+        for bad in [
+            "https:///evil.example",
+            "http://:80/evil.example",
+            "https://?x",
+        ] {
+            assert_eq!(safe(bad, &c), None, "{bad}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..example.com",
+            "example.com.",
+            "a/b",
+            "exa mple.com",
+            "*.example.com",
+        ] {
+            let mut c = ServerConfig::dev("127.0.0.1:8080".parse().expect("addr"));
+            c.redirect_domains = vec![bad.into()];
+            let err = c.validate().expect_err(bad);
+            assert!(err.contains("redirect_domains"), "{err}");
+        }
+        c.redirect_domains = vec![".example.com".into(), "app.example.org".into()];
+        assert_eq!(c.validate(), Ok(()));
     }
 }

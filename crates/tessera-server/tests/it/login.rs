@@ -602,7 +602,7 @@ async fn metrics_count_logins_by_reason_and_requests_by_route() {
     h.login("ada", PASSWORD).await;
     h.login("ada", "a wrong password").await;
     h.get("/auth/verify", None).await;
-    let m = h.get("/metrics", None).await;
+    let m = crate::edge::metrics(&h).await;
     assert_eq!(m.status, StatusCode::OK);
     for needle in [
         r#"tessera_logins_total{outcome="success"}"#,
@@ -615,7 +615,7 @@ async fn metrics_count_logins_by_reason_and_requests_by_route() {
     // Unmatched paths share one label value, so clients cannot create unbounded series.
     h.get("/no/such/path/1", None).await;
     h.get("/no/such/path/2", None).await;
-    let m = h.get("/metrics", None).await;
+    let m = crate::edge::metrics(&h).await;
     assert!(m.body.contains(r#"route="unmatched""#) && !m.body.contains("/no/such"));
     // So do methods: any token is a valid HTTP method, but only the standard ones are labels.
     h.send(
@@ -626,7 +626,7 @@ async fn metrics_count_logins_by_reason_and_requests_by_route() {
             .unwrap(),
     )
     .await;
-    let m = h.get("/metrics", None).await;
+    let m = crate::edge::metrics(&h).await;
     assert!(m.body.contains(r#"method="other""#) && !m.body.contains("BREW"));
 }
 

@@ -4,6 +4,7 @@
 
 mod admin;
 mod csrf;
+mod edge;
 mod faults;
 mod forward_auth;
 mod harness;

@@ -260,7 +260,7 @@ fn active_sessions(scrape: &str) -> Option<u64> {
 #[tokio::test]
 async fn the_active_sessions_gauge_is_current_at_every_scrape() {
     let h = harness().await;
-    let scrape = || async { active_sessions(&h.get("/metrics", None).await.body) };
+    let scrape = || async { active_sessions(&crate::edge::metrics(&h).await.body) };
     assert_eq!(scrape().await, Some(0));
     let (first, csrf) = h.session("ada").await;
     assert_eq!(scrape().await, Some(1), "a sign-in counts at once");
