@@ -7,10 +7,10 @@ use async_trait::async_trait;
 use crate::account::{Account, Username};
 use crate::audit::{AuditEvent, AuditKind};
 use crate::clock::UnixTime;
-use crate::credential::password::{Password, PasswordHash};
+use crate::credential::password::{MAX_PASSWORD_BYTES, Password, PasswordHash};
 use crate::error::DomainError;
 use crate::session::{Session, SessionPolicy, SessionToken};
-use crate::store::Store;
+use crate::store::{StaleLogin, Store};
 
 /// Runs password hashing where it cannot starve the async executor. The server implements it
 /// with a bounded pool of low-priority threads; tests may run it inline.
@@ -158,11 +158,23 @@ pub struct LoginContext<'a> {
 
 /// Runs the password step: load the account, verify (always, against a dummy hash for unknown
 /// names, so that timing does not reveal which names exist), decide, then record the outcome,
-/// open a session on success, and append an audit event either way.
+/// open a session on success, and append an audit event either way. The session is committed
+/// only if the account is still as it was loaded (same hash, not disabled, not locked): a reset,
+/// disable or lock that lands while the hash is being checked wins, and the sign-in is denied.
+/// A password longer than [`MAX_PASSWORD_BYTES`] is denied before any hashing.
 pub async fn login(
     ctx: &LoginContext<'_>,
     attempt: LoginAttempt,
 ) -> Result<LoginResult, DomainError> {
+    let event = AuditEvent::new(AuditKind::LoginFailure, ctx.now)
+        .username(&attempt.username)
+        .ip(attempt.ip.as_deref());
+    if attempt.password.expose().len() > MAX_PASSWORD_BYTES {
+        ctx.store
+            .append_audit(&event.detail("oversized_password"))
+            .await?;
+        return Ok(Err(Denial::WrongPassword));
+    }
     let loaded = match Username::parse(&attempt.username) {
         Ok(name) => ctx.store.account_by_username(&name).await?,
         Err(_) => None,
@@ -176,10 +188,12 @@ pub async fn login(
         .passwords
         .verify(attempt.password.clone(), hash.clone())
         .await?;
-    let event = AuditEvent::new(AuditKind::LoginFailure, ctx.now)
-        .username(&attempt.username)
-        .ip(attempt.ip.as_deref());
-    match decide(account, password_ok, ctx.now) {
+    let step = match (&hash, decide(account, password_ok, ctx.now)) {
+        // A verified password implies a stored hash; without one, deny.
+        (None, Step::Authenticated { .. }) => Step::Denied(Denial::WrongPassword),
+        (_, step) => step,
+    };
+    match step {
         Step::Denied(denial) => {
             let mut event = event.detail(denial.as_str());
             if let Some(id) = &account_id {
@@ -208,14 +222,16 @@ pub async fn login(
             Ok(Err(denial))
         }
         Step::Authenticated { account, amr } => {
-            if let Some(stored) = &hash
-                && ctx.passwords.needs_rehash(stored)
-            {
-                let upgraded = ctx.passwords.hash(attempt.password).await?;
-                ctx.store
-                    .set_password(&account.id, &upgraded, ctx.now)
-                    .await?;
-            }
+            let Some(checked) = hash else {
+                return Ok(Err(Denial::WrongPassword));
+            };
+            // The upgrade is written with the session, and only if the hash is still the one
+            // verified: it never overwrites a password set meanwhile.
+            let rehash = if ctx.passwords.needs_rehash(&checked) {
+                Some(ctx.passwords.hash(attempt.password).await?)
+            } else {
+                None
+            };
             let (session, token) = Session::open(
                 account.id.clone(),
                 amr,
@@ -224,14 +240,35 @@ pub async fn login(
                 ctx.now,
                 &ctx.sessions,
             );
-            let mut event = event.account(&account.id);
-            event.kind = AuditKind::LoginSuccess;
-            ctx.store.commit_login_success(&session, &event).await?;
-            Ok(Ok(LoggedIn {
-                account,
-                session,
-                token,
-            }))
+            let mut success = event.clone().account(&account.id);
+            success.kind = AuditKind::LoginSuccess;
+            let committed = ctx
+                .store
+                .commit_login_success(&session, &checked, rehash.as_ref(), &success)
+                .await?;
+            match committed {
+                Ok(()) => Ok(Ok(LoggedIn {
+                    account,
+                    session,
+                    token,
+                })),
+                Err(stale) => {
+                    let denial = match stale {
+                        StaleLogin::Gone => Denial::UnknownAccount,
+                        StaleLogin::Disabled => Denial::Disabled,
+                        StaleLogin::Locked => Denial::Locked,
+                        // The password was right, but for a credential that no longer is.
+                        StaleLogin::CredentialChanged => Denial::WrongPassword,
+                    };
+                    let detail = match stale {
+                        StaleLogin::CredentialChanged => "credential_changed",
+                        _ => denial.as_str(),
+                    };
+                    let refused = event.account(&account.id).detail(detail);
+                    ctx.store.append_audit(&refused).await?;
+                    Ok(Err(denial))
+                }
+            }
         }
     }
 }

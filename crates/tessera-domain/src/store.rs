@@ -51,13 +51,10 @@ pub trait AccountStore: Send + Sync {
         now: UnixTime,
     ) -> StoreResult<bool>;
 
-    /// Replaces the password hash; false if no such account.
-    async fn set_password(
-        &self,
-        id: &AccountId,
-        hash: &PasswordHash,
-        now: UnixTime,
-    ) -> StoreResult<bool>;
+    /// How many accounts use each argon2id cost: the parameter segment of every stored
+    /// `$argon2id$v=19$` hash (e.g. `m=19456,t=2,p=1`) with its count, most used first (ties in
+    /// byte order). Lets the dummy hash for unknown accounts cost what real ones cost.
+    async fn password_params_in_use(&self) -> StoreResult<Vec<(String, u64)>>;
 
     /// Deletes an account with its sessions; false if no such account.
     async fn delete_account(&self, id: &AccountId) -> StoreResult<bool>;
@@ -124,6 +121,9 @@ pub trait AuditStore: Send + Sync {
 
     /// The most recent events, newest first.
     async fn recent_audit(&self, limit: u32) -> StoreResult<Vec<AuditEvent>>;
+
+    /// Deletes the events stamped strictly before `before` (retention); returns how many.
+    async fn prune_audit(&self, before: UnixTime) -> StoreResult<u64>;
 }
 
 /// Admin API tokens, stored hashed.
@@ -153,16 +153,41 @@ pub trait SecretStore: Send + Sync {
     async fn server_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>>;
 }
 
-/// The writes of one sign-in attempt, each set in one transaction: an outcome is never
-/// recorded without its audit event, nor a session without the login that opened it, even if
-/// the process dies half-way (OWASP ASVS V7.1: every authentication decision is logged).
+/// Why [`LoginStore::commit_login_success`] opened no session: the account changed between
+/// the moment the sign-in read it and the commit (a reset, a lock or a disable in between).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StaleLogin {
+    /// The account no longer exists.
+    Gone,
+    /// The account is disabled.
+    Disabled,
+    /// The account is locked at the session's creation time.
+    Locked,
+    /// The stored password hash is no longer the one the sign-in verified.
+    CredentialChanged,
+}
+
+/// The writes of one sign-in attempt, and of a password change, each set in one transaction: an
+/// outcome is never recorded without its audit event, nor a session without the login that
+/// opened it, even if the process dies half-way (OWASP ASVS V7.1: every authentication decision
+/// is logged).
 #[async_trait]
 pub trait LoginStore: Send + Sync {
-    /// A successful sign-in: [`AccountStore::record_login_success`] for the session's account
-    /// at the session's creation time, [`SessionStore::create_session`], and `event` appended.
-    /// All or nothing: if the session cannot be stored, the failure count is not cleared and
-    /// no event is written.
-    async fn commit_login_success(&self, session: &Session, event: &AuditEvent) -> StoreResult<()>;
+    /// A successful sign-in, committed only if the account is still as the sign-in saw it:
+    /// it exists, is neither disabled nor locked at the session's creation time, and its stored
+    /// hash is still `checked` (the one the password was verified against). Then, all at once:
+    /// the hash becomes `rehash` if given (an upgrade to the current argon2 cost),
+    /// [`AccountStore::record_login_success`] at the session's creation time,
+    /// [`SessionStore::create_session`], and `event` appended. Otherwise nothing is written
+    /// and the reason is returned (a reset or a lock that raced the sign-in wins; OWASP ASVS
+    /// V3.3.3). All or nothing: if the session cannot be stored, nothing is written either.
+    async fn commit_login_success(
+        &self,
+        session: &Session,
+        checked: &PasswordHash,
+        rehash: Option<&PasswordHash>,
+        event: &AuditEvent,
+    ) -> StoreResult<Result<(), StaleLogin>>;
 
     /// A wrong password: [`AccountStore::record_login_failure`] and `event` appended, together,
     /// with `lock_event` as well when this failure locked the account (its lock now ends at
@@ -178,6 +203,22 @@ pub trait LoginStore: Send + Sync {
         event: &AuditEvent,
         lock_event: &AuditEvent,
     ) -> StoreResult<Option<Account>>;
+
+    /// A password change, in one transaction: the account's hash becomes `hash` (stamping
+    /// `updated_at` with `now`), every session of the account except `keep` is deleted, and
+    /// `event` is appended. With `expected`, only if the stored hash is still that one
+    /// (compare-and-set), else `Conflict` and nothing is written. Returns the deleted sessions'
+    /// token hashes, for caches to drop; `None` (nothing written) if there is no such account.
+    #[allow(clippy::too_many_arguments)]
+    async fn replace_password(
+        &self,
+        id: &AccountId,
+        expected: Option<&PasswordHash>,
+        hash: &PasswordHash,
+        keep: Option<&TokenHash>,
+        event: &AuditEvent,
+        now: UnixTime,
+    ) -> StoreResult<Option<Vec<TokenHash>>>;
 }
 
 /// Everything the server needs from storage.

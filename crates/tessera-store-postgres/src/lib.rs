@@ -29,8 +29,8 @@ use tessera_domain::clock::UnixTime;
 use tessera_domain::credential::password::PasswordHash;
 use tessera_domain::session::{Session, SessionId, TokenHash};
 use tessera_domain::store::{
-    AccountStore, AdminTokenStore, AuditStore, LoginStore, SecretStore, SessionStore, Store,
-    StoreResult,
+    AccountStore, AdminTokenStore, AuditStore, LoginStore, SecretStore, SessionStore, StaleLogin,
+    Store, StoreResult,
 };
 
 use crate::decode::{
@@ -275,21 +275,21 @@ impl AccountStore for PgStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn set_password(
-        &self,
-        id: &AccountId,
-        hash: &PasswordHash,
-        now: UnixTime,
-    ) -> StoreResult<bool> {
-        let done =
-            sqlx::query("UPDATE accounts SET password_hash = $2, updated_at = $3 WHERE id = $1")
-                .bind(id.as_str())
-                .bind(hash.as_str())
-                .bind(now.0)
-                .execute(&self.pool)
-                .await
-                .map_err(|e| map_err(Op::Write, e))?;
-        Ok(done.rows_affected() > 0)
+    async fn password_params_in_use(&self) -> StoreResult<Vec<(String, u64)>> {
+        // The fourth `$`-separated field of `$argon2id$v=19$<params>$<salt>$<hash>`.
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT split_part(password_hash, '$', 4) AS params, COUNT(*) AS n \
+             FROM accounts \
+             WHERE left(password_hash, 15) = '$argon2id$v=19$' \
+               AND split_part(password_hash, '$', 4) <> '' \
+             GROUP BY params ORDER BY n DESC, params COLLATE \"C\"",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| map_err(Op::Read, e))?;
+        rows.into_iter()
+            .map(|(params, n)| Ok((params, count(Ok(n))?)))
+            .collect()
     }
 
     async fn delete_account(&self, id: &AccountId) -> StoreResult<bool> {
@@ -470,6 +470,15 @@ impl AuditStore for PgStore {
         .map_err(|e| map_err(Op::Read, e))?;
         rows.iter().map(audit_from_row).collect()
     }
+
+    async fn prune_audit(&self, before: UnixTime) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM audit WHERE at < $1")
+            .bind(before.0)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| map_err(Op::Write, e))?;
+        Ok(done.rows_affected())
+    }
 }
 
 #[async_trait]
@@ -545,12 +554,55 @@ impl SecretStore for PgStore {
 
 #[async_trait]
 impl LoginStore for PgStore {
-    async fn commit_login_success(&self, session: &Session, event: &AuditEvent) -> StoreResult<()> {
+    async fn commit_login_success(
+        &self,
+        session: &Session,
+        checked: &PasswordHash,
+        rehash: Option<&PasswordHash>,
+        event: &AuditEvent,
+    ) -> StoreResult<Result<(), StaleLogin>> {
+        let now = session.created_at;
         let mut tx = self.pool.begin().await.map_err(|e| map_err(Op::Write, e))?;
-        sql::record_login_success(&mut *tx, &session.account_id, session.created_at).await?;
+        // The guard is an UPDATE: it takes the account's row lock until the commit, and when a
+        // reset, lock or disable holds that lock first, PostgreSQL re-evaluates the WHERE on
+        // the row as they left it. So a change either lands after this commit (and sees the
+        // session) or before the guard (which then fails).
+        let current: Option<String> = sqlx::query_scalar(
+            "UPDATE accounts SET \
+                 password_hash = COALESCE($3::TEXT, password_hash), \
+                 failed_logins = 0, \
+                 locked_until = NULL, \
+                 updated_at = CASE WHEN $3::TEXT IS NOT NULL OR failed_logins <> 0 \
+                                     OR locked_until IS NOT NULL THEN $2 ELSE updated_at END \
+             WHERE id = $1 AND password_hash = $4 AND NOT disabled \
+               AND (locked_until IS NULL OR locked_until <= $2) \
+             RETURNING id",
+        )
+        .bind(session.account_id.as_str())
+        .bind(now.0)
+        .bind(rehash.map(PasswordHash::as_str))
+        .bind(checked.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(|e| map_err(Op::Write, e))?;
+        if current.is_none() {
+            let row: Option<(bool, Option<i64>)> =
+                sqlx::query_as("SELECT disabled, locked_until FROM accounts WHERE id = $1")
+                    .bind(session.account_id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|e| map_err(Op::Read, e))?;
+            return Ok(Err(match row {
+                None => StaleLogin::Gone,
+                Some((true, _)) => StaleLogin::Disabled,
+                Some((_, Some(until))) if until > now.0 => StaleLogin::Locked,
+                Some(_) => StaleLogin::CredentialChanged,
+            }));
+        }
         sql::create_session(&mut *tx, session).await?;
         sql::append_audit(&mut *tx, event).await?;
-        tx.commit().await.map_err(|e| map_err(Op::Write, e))
+        tx.commit().await.map_err(|e| map_err(Op::Write, e))?;
+        Ok(Ok(()))
     }
 
     async fn commit_login_failure(
@@ -573,6 +625,61 @@ impl LoginStore for PgStore {
         }
         tx.commit().await.map_err(|e| map_err(Op::Write, e))?;
         Ok(after)
+    }
+
+    async fn replace_password(
+        &self,
+        id: &AccountId,
+        expected: Option<&PasswordHash>,
+        hash: &PasswordHash,
+        keep: Option<&TokenHash>,
+        event: &AuditEvent,
+        now: UnixTime,
+    ) -> StoreResult<Option<Vec<TokenHash>>> {
+        let mut tx = self.pool.begin().await.map_err(|e| map_err(Op::Write, e))?;
+        // The hash first, taking the row lock: a sign-in that checked the old hash either
+        // committed before (the DELETE below, a later statement with a later snapshot, sees
+        // its session) or waits and then fails its guard on the new hash.
+        let updated: Option<String> = sqlx::query_scalar(
+            "UPDATE accounts SET password_hash = $2, updated_at = $3 \
+             WHERE id = $1 AND ($4::TEXT IS NULL OR password_hash = $4) RETURNING id",
+        )
+        .bind(id.as_str())
+        .bind(hash.as_str())
+        .bind(now.0)
+        .bind(expected.map(PasswordHash::as_str))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(|e| map_err(Op::Write, e))?;
+        if updated.is_none() {
+            let exists: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM accounts WHERE id = $1)")
+                    .bind(id.as_str())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| map_err(Op::Read, e))?;
+            return if exists {
+                Err(StoreError::Conflict("the password changed meanwhile"))
+            } else {
+                Ok(None)
+            };
+        }
+        let ended: Vec<Vec<u8>> = sqlx::query_scalar(
+            "DELETE FROM sessions WHERE account_id = $1 \
+             AND ($2::BYTEA IS NULL OR token_hash <> $2) RETURNING token_hash",
+        )
+        .bind(id.as_str())
+        .bind(keep.map(|k| &k.0[..]))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| map_err(Op::Write, e))?;
+        sql::append_audit(&mut *tx, event).await?;
+        tx.commit().await.map_err(|e| map_err(Op::Write, e))?;
+        ended
+            .into_iter()
+            .map(decode::token_hash)
+            .collect::<StoreResult<Vec<_>>>()
+            .map(Some)
     }
 }
 

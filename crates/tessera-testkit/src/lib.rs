@@ -1,13 +1,16 @@
 //! Test harness for tessera, used only as a dev-dependency: the store conformance suite
 //! ([`conformance`], written once against `tessera_domain::store::Store` and instantiated per
-//! backend with [`store_conformance_tests!`]), a fake clock ([`clock::FakeClock`]), and the
-//! rule for skipping a test whose server is absent ([`skip`]).
+//! backend with [`store_conformance_tests!`]), a fake clock ([`clock::FakeClock`]), the rule for
+//! skipping a test whose server is absent ([`skip`]), and password checks for tests
+//! ([`passwords`]: inline, and gated to play races in a fixed order). It enables
+//! `tessera-domain`'s `test-support` feature, so only test builds have it.
 //!
-//! Depends on `tessera-domain` and tokio only; never on a concrete store (each store crate brings
+//! Depends on `tessera-domain`, tokio and async-trait only; never on a concrete store (each store crate brings
 //! its own set-up), and no crate may depend on it outside `[dev-dependencies]`.
 
 pub mod clock;
 pub mod conformance;
+pub mod passwords;
 pub mod skip;
 
 use std::future::Future;
@@ -100,11 +103,13 @@ macro_rules! store_conformance_tests {
             accounts_duplicate_username_conflicts,
             accounts_list_is_ordered_and_admins_counted,
             accounts_disable_and_enable,
-            accounts_set_password,
+            password_replace_is_one_transaction,
+            password_params_are_counted,
             accounts_delete_cascades_to_sessions_only,
             login_failures_count_lock_and_restart,
             login_success_resets_failures,
             login_commit_success_is_all_or_nothing,
+            login_commit_success_refuses_a_changed_account,
             login_commit_failure_counts_and_audits,
             unlock_clears_lock_and_count,
             login_failures_are_atomic_under_concurrency,
@@ -117,9 +122,13 @@ macro_rules! store_conformance_tests {
             sessions_expire_by_absolute_and_idle_timeout,
             sessions_create_conflicts_and_needs_an_account,
             audit_appends_and_lists_newest_first,
+            audit_prune_keeps_recent_events,
             admin_tokens_are_stored_and_counted,
             server_secrets_are_stored_once,
             ping_and_backend,
+            login_racing_a_password_reset_opens_no_session,
+            login_racing_a_reset_never_rehashes_the_old_password,
+            login_racing_a_lock_or_disable_opens_no_session,
         );
     };
     (@cases $setup:path; $($case:ident),* $(,)?) => {
