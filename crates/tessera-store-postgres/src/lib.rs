@@ -282,7 +282,8 @@ impl AccountStore for PgStore {
              FROM accounts \
              WHERE left(password_hash, 15) = '$argon2id$v=19$' \
                AND split_part(password_hash, '$', 4) <> '' \
-             GROUP BY params ORDER BY n DESC, params COLLATE \"C\"",
+             GROUP BY split_part(password_hash, '$', 4) \
+             ORDER BY n DESC, split_part(password_hash, '$', 4) COLLATE \"C\"",
         )
         .fetch_all(&self.pool)
         .await
