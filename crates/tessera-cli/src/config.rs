@@ -38,6 +38,7 @@ pub(crate) struct FileConfig {
     pub(crate) http: HttpSection,
     pub(crate) metrics: MetricsSection,
     pub(crate) branding: BrandingSection,
+    pub(crate) audit: AuditSection,
 }
 
 /// `[branding]`: the product name and logo on the pages.
@@ -77,6 +78,21 @@ impl BrandingSection {
         };
         branding.validate().map_err(anyhow::Error::msg)?;
         Ok(branding)
+    }
+}
+
+/// `[audit]`: how long audit events are kept.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct AuditSection {
+    pub(crate) retention_days: u32,
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        AuditSection {
+            retention_days: tessera_server::config::DEFAULT_AUDIT_RETENTION_DAYS,
+        }
     }
 }
 
@@ -215,6 +231,7 @@ impl Default for FileConfig {
             trusted_proxies: Cidr::loopback().iter().map(ToString::to_string).collect(),
             http: HttpSection::default(),
             metrics: MetricsSection::default(),
+            audit: AuditSection::default(),
         }
     }
 }
@@ -436,6 +453,7 @@ impl FileConfig {
                 self.metrics.listen
             );
         }
+        config.audit_retention_days = self.audit.retention_days;
         config.validate().map_err(anyhow::Error::msg)?;
         Ok(config)
     }

@@ -48,6 +48,10 @@ impl AppState {
         let _ = crate::metrics::handle();
         let candidate = tessera_domain::random::bytes::<32>();
         let key = store.server_secret(COOKIE_SEAL_SECRET, &candidate).await?;
+        // Before the first sign-in: unknown names cost what the stored hashes cost.
+        if let Err(e) = passwords.mirror_stored_cost(store.as_ref()).await {
+            tracing::warn!(error = %e, "could not match the dummy hash to the stored cost");
+        }
         Ok(AppState {
             inner: Arc::new(Inner {
                 sessions: SessionCache::new(
@@ -97,6 +101,20 @@ impl AppState {
     /// Writes pending session touches now (also done every few seconds and at shutdown).
     pub async fn flush_touches(&self) -> Result<usize, tessera_domain::StoreError> {
         self.inner.sessions.flush(self.store()).await
+    }
+
+    /// Credential upkeep, run by a background task every few minutes and callable directly:
+    /// the dummy hash follows the argon2 cost stored hashes use (re-hashing at sign-in moves
+    /// it), and audit events older than `audit_retention_days` are deleted. Returns how many
+    /// events were deleted.
+    pub async fn credential_upkeep(&self) -> Result<u64, tessera_domain::DomainError> {
+        self.passwords().mirror_stored_cost(self.store()).await?;
+        let days = self.config().audit_retention_days;
+        if days == 0 {
+            return Ok(0);
+        }
+        let before = self.now().plus(-i64::from(days) * 86_400);
+        Ok(self.store().prune_audit(before).await?)
     }
 
     /// Creates the first admin token if there is neither an admin token nor an admin account,
@@ -170,6 +188,7 @@ pub async fn serve_metrics(
 }
 
 fn spawn_background(state: AppState) -> Vec<tokio::task::JoinHandle<()>> {
+    let state_for_credentials = state.clone();
     let flush = {
         let state = state.clone();
         tokio::spawn(async move {
@@ -198,5 +217,22 @@ fn spawn_background(state: AppState) -> Vec<tokio::task::JoinHandle<()>> {
             // The session gauges are counted at scrape time (crate::metrics::render).
         }
     });
-    vec![flush, housekeeping]
+    let credentials = {
+        let state = state_for_credentials;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(CREDENTIAL_UPKEEP_EVERY);
+            loop {
+                tick.tick().await;
+                match state.credential_upkeep().await {
+                    Ok(n) if n > 0 => tracing::info!(deleted = n, "old audit events removed"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "credential upkeep failed; will retry"),
+                }
+            }
+        })
+    };
+    vec![flush, housekeeping, credentials]
 }
+
+/// How often [`AppState::credential_upkeep`] runs.
+const CREDENTIAL_UPKEEP_EVERY: Duration = Duration::from_secs(600);

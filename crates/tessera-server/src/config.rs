@@ -70,6 +70,9 @@ impl Default for HttpTimeouts {
 /// The default of [`ServerConfig::session_cache_ttl`], in seconds.
 pub const DEFAULT_SESSION_CACHE_TTL: u64 = 10;
 
+/// The default of [`ServerConfig::audit_retention_days`]: a year of audit events.
+pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 365;
+
 /// Everything the server needs to run, already validated.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -105,6 +108,9 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<Cidr>,
     /// Header, body and idle time limits of client connections.
     pub timeouts: HttpTimeouts,
+    /// Days audit events are kept before the background task deletes them; 0 keeps them
+    /// forever.
+    pub audit_retention_days: u32,
 }
 
 impl ServerConfig {
@@ -126,6 +132,7 @@ impl ServerConfig {
             branding: Branding::default(),
             trusted_proxies: Cidr::loopback(),
             timeouts: HttpTimeouts::default(),
+            audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
         }
     }
 
@@ -219,6 +226,15 @@ impl ServerConfig {
             ));
         }
         self.branding.validate()?;
+        // OWASP's argon2id floor (Password Storage Cheat Sheet), as the CLI checks it too.
+        tessera_domain::credential::password::Hasher::check_params(self.hash_params)
+            .map_err(|e| format!("password: {e}"))?;
+        if self.audit_retention_days > 36_500 {
+            return Err(format!(
+                "audit.retention_days must be 0 (keep forever) ..= 36500, got {}",
+                self.audit_retention_days
+            ));
+        }
         Ok(())
     }
 

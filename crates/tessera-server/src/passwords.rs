@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex, mpsc};
 
 use async_trait::async_trait;
 use tessera_domain::DomainError;
-use tessera_domain::credential::password::{Hasher, Password, PasswordHash};
+use tessera_domain::credential::password::{HashParams, Hasher, Password, PasswordHash};
 use tessera_domain::login::PasswordCheck;
+use tessera_domain::store::Store;
 use tokio::sync::{Semaphore, oneshot};
 
 /// A hashing job: runs on a pool thread and sends its result back itself.
@@ -83,6 +84,15 @@ impl BlockingPasswords {
     /// The hasher, for synchronous callers (the CLI).
     pub fn hasher(&self) -> &Hasher {
         &self.hasher
+    }
+
+    /// Makes the dummy hash (verified for unknown names) cost what most stored hashes cost,
+    /// read from the store (defect 6: after an argon2 cost change, an unknown name otherwise
+    /// answers at the new cost while known names answer at their old one). Rebuilds the dummy
+    /// on the pool when the cost changed. Returns the parameters now mirrored.
+    pub async fn mirror_stored_cost(&self, store: &dyn Store) -> Result<HashParams, DomainError> {
+        let in_use = store.password_params_in_use().await?;
+        self.run(move |h| h.mirror_cost(&in_use)).await?
     }
 }
 
