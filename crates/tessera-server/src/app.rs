@@ -103,6 +103,11 @@ impl AppState {
         self.inner.sessions.flush(self.store()).await
     }
 
+    /// The password hasher: its parameters and the dummy hash's, for diagnostics and tests.
+    pub fn password_hasher(&self) -> &tessera_domain::credential::password::Hasher {
+        self.passwords().hasher()
+    }
+
     /// Credential upkeep, run by a background task every few minutes and callable directly:
     /// the dummy hash follows the argon2 cost stored hashes use (re-hashing at sign-in moves
     /// it), and audit events older than `audit_retention_days` are deleted. Returns how many

@@ -3,17 +3,20 @@
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
+use tessera_domain::DomainError;
+use tessera_domain::accounts::{self, OwnPasswordChange};
 use tessera_domain::audit::{AuditEvent, AuditKind};
+use tessera_domain::credential::password::Password;
 use tessera_domain::session::{Session, SessionId, TokenHash};
 
 use crate::app::AppState;
 use crate::error::{ApiError, Code};
-use crate::extract::{ClientIp, CurrentSession, Form, session_of};
+use crate::extract::{ClientIp, CurrentSession, Form, Json, session_of};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -21,6 +24,7 @@ pub(super) fn router() -> Router<AppState> {
         .route("/account", get(page))
         .route("/account/sessions/{id}/revoke", post(revoke_form))
         .route("/account/sessions/revoke-all", post(revoke_all_form))
+        .route("/account/password", post(change_password))
         .route("/api/session", get(current))
         .route("/api/sessions", get(list).delete(revoke_all_api))
         .route("/api/sessions/{id}", delete(revoke_api))
@@ -108,6 +112,8 @@ struct AccountPage<'a> {
     email: Option<&'a str>,
     csrf: &'a str,
     sessions: Vec<Row>,
+    /// The outcome of a password change, shown in its section.
+    password_notice: Option<&'a str>,
 }
 
 struct Row {
@@ -120,13 +126,33 @@ struct Row {
     current: bool,
 }
 
+#[derive(Deserialize)]
+struct PageQuery {
+    password: Option<String>,
+}
+
 /// The account page (any signed-in user). Without a session, redirects to sign in.
-async fn page(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, ApiError> {
     let Some(session) = session_of(&headers, &state).await? else {
         return Ok(Redirect::to("/login?rd=/account").into_response());
     };
+    let notice = (q.password.as_deref() == Some("changed"))
+        .then_some("Your password was changed. Your other sessions were signed out.");
+    render_page(&state, &session, notice, StatusCode::OK).await
+}
+
+async fn render_page(
+    state: &AppState,
+    session: &CurrentSession,
+    password_notice: Option<&str>,
+    status: StatusCode,
+) -> Result<Response, ApiError> {
     let now = state.now();
-    let rows = sessions_of(&state, &session)
+    let rows = sessions_of(state, session)
         .await?
         .into_iter()
         .map(|s| Row {
@@ -145,11 +171,12 @@ async fn page(State(state): State<AppState>, headers: HeaderMap) -> Result<Respo
         email: account.email.as_ref().map(|e| e.as_str()),
         csrf: &session.resolved.session.csrf,
         sessions: rows,
+        password_notice,
     };
     let html = page
         .render()
         .map_err(|e| ApiError::new(Code::ServerError, format!("template: {e}")))?;
-    let mut response = Html(html).into_response();
+    let mut response = (status, Html(html)).into_response();
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -333,4 +360,142 @@ async fn audit(
         .ip(ip)
         .detail(detail);
     Ok(state.store().append_audit(&event).await?)
+}
+
+/// The password-change form.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordForm {
+    csrf: String,
+    current_password: String,
+    new_password: String,
+    #[serde(default)]
+    new_password_confirm: Option<String>,
+}
+
+/// The password-change API body (`X-CSRF-Token` header required).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordJson {
+    current_password: String,
+    new_password: String,
+}
+
+/// Changes the signed-in user's own password (`POST /account/password`): the current password
+/// is required, the new one must pass the policy; the user's other sessions end, this one
+/// stays. JSON (`X-CSRF-Token`): `204`, `401 invalid_credentials` for a wrong current
+/// password, `400 invalid_request` for a refused new one, `429` when throttled. The form
+/// (`csrf` field): back to the account page with the outcome.
+async fn change_password(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    session: CurrentSession,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let is_form = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        session.check_csrf(csrf_header(request.headers()))?;
+        let Json(body) = Json::<PasswordJson>::from_request(request, &state).await?;
+        change_own(
+            &state,
+            &session,
+            ip.as_deref(),
+            body.current_password,
+            body.new_password,
+        )
+        .await?;
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let Form(form) = Form::<PasswordForm>::from_request(request, &state).await?;
+    session.check_csrf(Some(&form.csrf))?;
+    if form
+        .new_password_confirm
+        .as_deref()
+        .is_some_and(|again| again != form.new_password)
+    {
+        let notice = "The two new passwords differ; nothing was changed.";
+        return render_page(&state, &session, Some(notice), StatusCode::BAD_REQUEST).await;
+    }
+    let outcome = change_own(
+        &state,
+        &session,
+        ip.as_deref(),
+        form.current_password,
+        form.new_password,
+    )
+    .await;
+    let (notice, status) = match outcome {
+        Ok(()) => return Ok(Redirect::to("/account?password=changed").into_response()),
+        Err(Changed::Domain(DomainError::WeakPassword(why))) => (
+            format!("That new password was refused: {why}. Nothing was changed."),
+            StatusCode::BAD_REQUEST,
+        ),
+        Err(Changed::Domain(
+            DomainError::WrongPassword
+            | DomainError::AccountLocked { .. }
+            | DomainError::AccountDisabled,
+        )) => (
+            "The current password is wrong; nothing was changed.".to_owned(),
+            StatusCode::UNAUTHORIZED,
+        ),
+        Err(other) => return Err(other.into()),
+    };
+    render_page(&state, &session, Some(&notice), status).await
+}
+
+/// Why a password change failed: throttled, or the domain's reason.
+enum Changed {
+    Throttled(ApiError),
+    Domain(DomainError),
+}
+
+impl From<Changed> for ApiError {
+    fn from(c: Changed) -> ApiError {
+        match c {
+            Changed::Throttled(e) => e,
+            Changed::Domain(e) => e.into(),
+        }
+    }
+}
+
+/// Throttles like a sign-in (the current password is a guess too), changes the password, and
+/// drops the ended sessions from the cache.
+async fn change_own(
+    state: &AppState,
+    session: &CurrentSession,
+    ip: Option<&str>,
+    current: String,
+    new: String,
+) -> Result<(), Changed> {
+    let account = &session.resolved.account;
+    if let Err(wait) = state.throttle().admit(ip, account.username.as_str()) {
+        return Err(Changed::Throttled(ApiError::rate_limited(
+            wait.as_secs() + 1,
+            "password change throttled",
+        )));
+    }
+    let change = OwnPasswordChange {
+        account: &account.id,
+        session: &session.hash,
+        current: Password::new(current),
+        new: Password::new(new),
+        ip,
+    };
+    let ended = accounts::change_own_password(
+        state.store(),
+        state.passwords(),
+        &state.config().passwords,
+        state.config().lockout,
+        change,
+        state.now(),
+    )
+    .await
+    .map_err(Changed::Domain)?;
+    state.sessions().forget(&ended).await;
+    tracing::info!(account = %account.id, ended = ended.len(), "password changed by its owner");
+    Ok(())
 }

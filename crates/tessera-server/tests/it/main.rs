@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod admin;
+mod credentials;
 mod csrf;
 mod edge;
 mod faults;
