@@ -228,4 +228,88 @@ mod tests {
                 .unwrap()
         );
     }
+
+    /// Admission control over HTTP: with the one hashing thread busy and no queue, a sign-in
+    /// is answered `503 temporarily_unavailable` at once (no hashing, no failure counted), and
+    /// works again once the thread is free.
+    #[tokio::test]
+    async fn a_full_hashing_queue_answers_503_over_http() {
+        use axum::body::Body;
+        use axum::http::{Request, StatusCode, header};
+        use http_body_util::BodyExt;
+        use tessera_domain::account::{NewAccount, Role, Username};
+        use tessera_domain::accounts::{self, Actor};
+        use tessera_domain::clock::UnixTime;
+        use tessera_domain::store::Store;
+        use tower::ServiceExt;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            tessera_store_sqlite::SqliteStore::open(&dir.path().join("t.db"))
+                .await
+                .unwrap(),
+        );
+        let clock = tessera_testkit::FakeClock::new(UnixTime(1_800_000_000));
+        let passwords = pool(1, 0);
+        let new = NewAccount {
+            username: Username::parse("ada").unwrap(),
+            email: None,
+            groups: vec![],
+            role: Role::User,
+        };
+        let password = "correct horse battery staple";
+        accounts::create(
+            store.as_ref(),
+            &passwords,
+            &Default::default(),
+            new,
+            Some(Password::new(password)),
+            &Actor::default(),
+            UnixTime(1_800_000_000),
+        )
+        .await
+        .unwrap();
+        let config = crate::ServerConfig::dev("127.0.0.1:8080".parse().unwrap());
+        let state = crate::AppState::new(config, store.clone(), Arc::new(clock), passwords.clone())
+            .await
+            .unwrap();
+        let app = crate::router(state);
+        let sign_in = || async {
+            let request = Request::post("/login")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(format!(
+                    r#"{{"username":"ada","password":"{password}"}}"#
+                )))
+                .unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            let status = response.status();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        };
+
+        // Occupy the only hashing thread until released.
+        let (release, blocked) = std::sync::mpsc::channel::<()>();
+        let blocked = Arc::new(Mutex::new(blocked));
+        let busy = {
+            let pool = passwords.clone();
+            tokio::spawn(async move { pool.run(move |_| blocked.lock().unwrap().recv().is_ok()).await })
+        };
+        while passwords.admitted.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let (status, body) = sign_in().await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body, r#"{"error":"temporarily_unavailable"}"#);
+        let (account, _) = store
+            .account_by_username(&Username::parse("ada").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(account.failed_logins, 0, "a refusal for load is no failure");
+
+        release.send(()).unwrap();
+        assert!(busy.await.unwrap().unwrap());
+        let (status, body) = sign_in().await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
 }
