@@ -124,3 +124,42 @@ fn dependency_rules_hold() {
         }
     }
 }
+
+/// `Hasher::insecure_fast_for_tests` (tessera-domain's `test-support` feature) is out of reach
+/// of the release binary: no normal dependency path of any workspace crate (but the dev-only
+/// testkit) enables the feature; only dev-dependencies (through tessera-testkit) do. The control run checks that the query
+/// does see the feature when dev-dependencies are included.
+#[test]
+fn the_release_binary_has_no_test_support() {
+    let tree = |edges: &str| -> String {
+        let out = Command::new(env!("CARGO"))
+            .args([
+                "tree",
+                "--workspace",
+                "--exclude",
+                "tessera-testkit",
+                "-e",
+                edges,
+                "--prefix",
+                "none",
+            ])
+            .current_dir(root())
+            .output()
+            .expect("cargo tree");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let feature = "tessera-domain feature \"test-support\"";
+    assert!(
+        tree("features,normal,dev").contains(feature),
+        "the control: dev-dependencies enable it"
+    );
+    assert!(
+        !tree("features,normal,build").contains(feature),
+        "a normal dependency enables tessera-domain's test-support feature"
+    );
+}
