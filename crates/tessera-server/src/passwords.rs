@@ -292,7 +292,10 @@ mod tests {
         let blocked = Arc::new(Mutex::new(blocked));
         let busy = {
             let pool = passwords.clone();
-            tokio::spawn(async move { pool.run(move |_| blocked.lock().unwrap().recv().is_ok()).await })
+            tokio::spawn(async move {
+                pool.run(move |_| blocked.lock().unwrap().recv().is_ok())
+                    .await
+            })
         };
         while passwords.admitted.available_permits() > 0 {
             tokio::task::yield_now().await;

@@ -12,18 +12,18 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use tessera_domain::DomainError;
 use tessera_domain::StoreError;
 use tessera_domain::account::{Account, AccountId, Email, Group, NewAccount, Role, Username};
+use tessera_domain::accounts::{self, Actor};
 use tessera_domain::admin::AdminTokenRecord;
 use tessera_domain::audit::{AuditEvent, AuditKind};
 use tessera_domain::clock::UnixTime;
 use tessera_domain::credential::password::PasswordHash;
-use tessera_domain::session::{Session, SessionId, SessionPolicy, SessionToken, TokenHash};
-use tessera_domain::accounts::{self, Actor};
 use tessera_domain::credential::password::{Password, PasswordPolicy};
 use tessera_domain::login::{self, Denial, LockoutPolicy, LoginAttempt, LoginContext, LoginResult};
+use tessera_domain::session::{Session, SessionId, SessionPolicy, SessionToken, TokenHash};
 use tessera_domain::store::{StaleLogin, Store};
-use tessera_domain::DomainError;
 
 use crate::passwords::{Gate, GateAt, GatedPasswords, InlinePasswords};
 
@@ -309,7 +309,10 @@ pub async fn password_replace_is_one_transaction(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(hash, Some(new_hash.clone()));
     assert_eq!(got.updated_at, T0.plus(30));
-    assert_eq!(store.recent_audit(10).await.unwrap(), vec![changed("reset")]);
+    assert_eq!(
+        store.recent_audit(10).await.unwrap(),
+        vec![changed("reset")]
+    );
     // The other account keeps its hash and its session.
     let (_, other_hash) = store
         .account_by_username(&b.username)
@@ -589,7 +592,12 @@ pub async fn login_commit_success_is_all_or_nothing(store: Arc<dyn Store>) {
         ..s.clone()
     };
     let err = store
-        .commit_login_success(&again, &phc("victor"), Some(&phc("rehash")), &event("second"))
+        .commit_login_success(
+            &again,
+            &phc("victor"),
+            Some(&phc("rehash")),
+            &event("second"),
+        )
         .await
         .expect_err("duplicate token");
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
@@ -1075,8 +1083,18 @@ pub async fn sessions_expire_by_absolute_and_idle_timeout(store: Arc<dyn Store>)
         ("absolute end reached", make(-40_000, -10, 0), false, true),
         ("absolute end passed", make(-50_000, -5, -1), false, false),
         ("idle end reached", make(-idle, -idle, 1000), false, true),
-        ("idle end passed", make(-idle - 50, -idle - 1, 1000), false, false),
-        ("one second of idle left", make(-idle, -idle + 1, 1000), true, true),
+        (
+            "idle end passed",
+            make(-idle - 50, -idle - 1, 1000),
+            false,
+            false,
+        ),
+        (
+            "one second of idle left",
+            make(-idle, -idle + 1, 1000),
+            true,
+            true,
+        ),
         ("one second of life left", make(-40_000, -1, 1), true, true),
     ];
     for (_, s, _, _) in &cases {
@@ -1216,7 +1234,12 @@ pub async fn audit_appends_and_lists_newest_first(store: Arc<dyn Store>) {
 /// `prune_audit` deletes exactly the events stamped before the cut-off and says how many.
 pub async fn audit_prune_keeps_recent_events(store: Arc<dyn Store>) {
     let at = |t: i64, d: &str| AuditEvent::new(AuditKind::LoginFailure, T0.plus(t)).detail(d);
-    for e in [at(-86_400, "old"), at(-1, "just before"), at(0, "at"), at(5, "after")] {
+    for e in [
+        at(-86_400, "old"),
+        at(-1, "just before"),
+        at(0, "at"),
+        at(5, "after"),
+    ] {
         store.append_audit(&e).await.unwrap();
     }
     assert_eq!(store.prune_audit(T0).await.unwrap(), 2);
@@ -1401,10 +1424,7 @@ pub async fn login_racing_a_password_reset_opens_no_session(store: Arc<dyn Store
     assert!(reset_password(&*store, "raced").await.is_empty());
     gate.open();
     let outcome = task.await.unwrap().unwrap();
-    assert!(
-        matches!(outcome, Err(Denial::WrongPassword)),
-        "{outcome:?}"
-    );
+    assert!(matches!(outcome, Err(Denial::WrongPassword)), "{outcome:?}");
     assert!(
         store.sessions_of(&a.id).await.unwrap().is_empty(),
         "no session made with the old password survives the reset"
@@ -1446,11 +1466,11 @@ pub async fn login_racing_a_password_reset_opens_no_session(store: Arc<dyn Store
         ip: None,
         user_agent: None,
     };
-    let done = login::login(&ctx, attempt).await.unwrap().expect("signed in");
-    assert_eq!(
-        store.sessions_of(&a.id).await.unwrap(),
-        vec![done.session]
-    );
+    let done = login::login(&ctx, attempt)
+        .await
+        .unwrap()
+        .expect("signed in");
+    assert_eq!(store.sessions_of(&a.id).await.unwrap(), vec![done.session]);
 }
 
 /// Defect 4, the rehash: a sign-in whose stored hash is due for an upgrade re-hashes the old
@@ -1464,10 +1484,7 @@ pub async fn login_racing_a_reset_never_rehashes_the_old_password(store: Arc<dyn
     let after_reset = current_hash(&*store, "rehashed").await;
     gate.open();
     let outcome = task.await.unwrap().unwrap();
-    assert!(
-        matches!(outcome, Err(Denial::WrongPassword)),
-        "{outcome:?}"
-    );
+    assert!(matches!(outcome, Err(Denial::WrongPassword)), "{outcome:?}");
     let stored = current_hash(&*store, "rehashed").await;
     assert_eq!(stored, after_reset, "the reset's hash stays");
     let check = tessera_domain::credential::password::Hasher::insecure_fast_for_tests();

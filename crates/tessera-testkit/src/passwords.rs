@@ -125,8 +125,16 @@ impl GatedPasswords {
         if step != self.at {
             return;
         }
-        let reached = self.reached.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let release = self.release.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let reached = self
+            .reached
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let release = self
+            .release
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         if let (Some(reached), Some(release)) = (reached, release) {
             let _ = reached.send(());
             let _ = release.await;

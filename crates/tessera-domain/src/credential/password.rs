@@ -225,8 +225,7 @@ impl HashParams {
         let mut parts = segment.split(',');
         let mut next = |key: &str| -> Option<u32> {
             let value = parts.next()?.strip_prefix(key)?.strip_prefix('=')?;
-            if value.is_empty() || value.len() > 10 || !value.bytes().all(|b| b.is_ascii_digit())
-            {
+            if value.is_empty() || value.len() > 10 || !value.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
             value.parse().ok()
@@ -503,7 +502,14 @@ mod tests {
             assert!(p(m - 1, t).validate().is_err(), "m={} t={t}", m - 1);
         }
         // The old floor (8 MiB, one pass) and OWASP's weakest memory with too few passes.
-        for (m, t) in [(8192, 1), (7168, 4), (9216, 3), (12288, 2), (19455, 2), (47103, 1)] {
+        for (m, t) in [
+            (8192, 1),
+            (7168, 4),
+            (9216, 3),
+            (12288, 2),
+            (19455, 2),
+            (47103, 1),
+        ] {
             let err = p(m, t).validate().expect_err("below OWASP's minimum");
             assert!(err.to_string().contains(&format!("m={m}")), "{err}");
             assert!(Hasher::new(p(m, t)).is_err());
@@ -529,7 +535,13 @@ mod tests {
         );
         assert_eq!(HashParams::of(&stored), Some(HashParams::default()));
         assert_eq!(HashParams::default().segment(), "m=19456,t=2,p=1");
-        for bad in ["m=1,t=2", "m=1,t=2,p=3,x=4", "t=2,m=1,p=1", "m=,t=1,p=1", "m=+1,t=1,p=1"] {
+        for bad in [
+            "m=1,t=2",
+            "m=1,t=2,p=3,x=4",
+            "t=2,m=1,p=1",
+            "m=,t=1,p=1",
+            "m=+1,t=1,p=1",
+        ] {
             assert_eq!(HashParams::parse_segment(bad), None, "{bad}");
         }
         let argon2i = PasswordHash::from_stored("$argon2i$v=19$m=19456,t=2,p=1$c2Fs$aGFz".into());

@@ -85,13 +85,20 @@ async fn users_change_their_own_password_and_their_other_sessions_end() {
             Method::POST,
             "/account/password",
             serde_json::json!({"current_password": PASSWORD, "new_password": "password1"}),
-            &[("cookie", &mine), ("x-csrf-token", &csrf), ("origin", ORIGIN)],
+            &[
+                ("cookie", &mine),
+                ("x-csrf-token", &csrf),
+                ("origin", ORIGIN),
+            ],
         )
         .await;
     assert_eq!(weak.status, StatusCode::BAD_REQUEST);
     assert!(weak.body.contains("common"), "{}", weak.body);
     assert_eq!(stored_hash(&h, "ada").await, before);
-    assert_eq!(h.get("/api/session", Some(&other)).await.status, StatusCode::OK);
+    assert_eq!(
+        h.get("/api/session", Some(&other)).await.status,
+        StatusCode::OK
+    );
     // The wrong current password counted toward the lockout, like a failed sign-in.
     let (account, _) = h
         .store
@@ -105,7 +112,10 @@ async fn users_change_their_own_password_and_their_other_sessions_end() {
         change_json(&h, &mine, &csrf, PASSWORD, NEW_PASSWORD).await,
         204
     );
-    assert_eq!(h.get("/api/session", Some(&mine)).await.status, StatusCode::OK);
+    assert_eq!(
+        h.get("/api/session", Some(&mine)).await.status,
+        StatusCode::OK
+    );
     assert_eq!(
         h.get("/api/session", Some(&other)).await.status,
         StatusCode::UNAUTHORIZED,
@@ -118,10 +128,10 @@ async fn users_change_their_own_password_and_their_other_sessions_end() {
     assert_eq!(h.login("ada", NEW_PASSWORD).await.status, StatusCode::OK);
     let audit = h.store.recent_audit(20).await.unwrap();
     assert!(
-        audit
-            .iter()
-            .any(|e| e.kind == tessera_domain::audit::AuditKind::PasswordChanged
-                && e.detail.as_deref() == Some("by self")),
+        audit.iter().any(
+            |e| e.kind == tessera_domain::audit::AuditKind::PasswordChanged
+                && e.detail.as_deref() == Some("by self")
+        ),
         "{audit:?}"
     );
 }
@@ -132,7 +142,11 @@ async fn the_account_page_form_changes_the_password() {
     let h = harness().await;
     let (mine, csrf) = h.session("ada").await;
     let page = h.get("/account", Some(&mine)).await;
-    assert!(page.body.contains(r#"action="/account/password""#), "{}", page.body);
+    assert!(
+        page.body.contains(r#"action="/account/password""#),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains(r#"autocomplete="current-password""#));
 
     let body = |csrf: &str, current: &str, new: &str, again: &str| {
@@ -185,7 +199,11 @@ async fn the_account_page_form_changes_the_password() {
     assert_eq!(r.header("location"), Some("/account?password=changed"));
     let page = h.get("/account?password=changed", Some(&mine)).await;
     assert_eq!(page.status, StatusCode::OK);
-    assert!(page.body.contains("Your password was changed"), "{}", page.body);
+    assert!(
+        page.body.contains("Your password was changed"),
+        "{}",
+        page.body
+    );
     assert_eq!(h.login("ada", NEW_PASSWORD).await.status, StatusCode::OK);
 }
 
@@ -226,13 +244,17 @@ async fn secrets_are_stored_only_as_hashes() {
     let cookie = r.cookie("tessera").unwrap();
     let value = cookie.split_once('=').unwrap().1.to_owned();
     let (token, tag) = value.split_once('.').unwrap();
-    let (admin, _) = tessera_domain::admin::create_token(h.store.as_ref(), "ci", h.clock.now_time())
-        .await
-        .unwrap();
+    let (admin, _) =
+        tessera_domain::admin::create_token(h.store.as_ref(), "ci", h.clock.now_time())
+            .await
+            .unwrap();
     assert!(!h.admin_token.is_empty(), "the bootstrap token was created");
     // Touch the session so that its row is written again.
     h.clock.advance(120);
-    assert_eq!(h.get("/auth/verify", Some(&cookie)).await.status, StatusCode::OK);
+    assert_eq!(
+        h.get("/auth/verify", Some(&cookie)).await.status,
+        StatusCode::OK
+    );
     h.state.flush_touches().await.unwrap();
 
     let mut bytes = Vec::new();
@@ -243,8 +265,13 @@ async fn secrets_are_stored_only_as_hashes() {
     }
     assert!(bytes.len() > 4096, "read the database");
     let found = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
-    let hash = tessera_domain::session::SessionToken::parse(token).unwrap().hash();
-    assert!(found(&hash.0), "the token's hash is stored (the test reads the right file)");
+    let hash = tessera_domain::session::SessionToken::parse(token)
+        .unwrap()
+        .hash();
+    assert!(
+        found(&hash.0),
+        "the token's hash is stored (the test reads the right file)"
+    );
     let secrets = [
         ("password", PASSWORD.to_owned()),
         ("session cookie", value.clone()),
@@ -290,7 +317,10 @@ async fn an_outdated_hash_is_upgraded_at_the_next_sign_in() {
         .create_account(&new, &AccountId::generate(), Some(&old), h.clock.now_time())
         .await
         .unwrap();
-    assert_eq!(HashParams::of(&stored_hash(&h, "legacy").await), Some(legacy));
+    assert_eq!(
+        HashParams::of(&stored_hash(&h, "legacy").await),
+        Some(legacy)
+    );
     // A failed sign-in changes nothing.
     assert_eq!(
         h.login("legacy", "wrong password").await.status,
@@ -329,7 +359,12 @@ async fn the_dummy_hash_takes_the_stored_cost_at_start_up() {
         let hash = old.hash(&Password::new(PASSWORD)).unwrap();
         first
             .store
-            .create_account(&new, &AccountId::generate(), Some(&hash), first.clock.now_time())
+            .create_account(
+                &new,
+                &AccountId::generate(),
+                Some(&hash),
+                first.clock.now_time(),
+            )
             .await
             .unwrap();
     }
@@ -367,7 +402,12 @@ async fn the_password_cap_is_4096_bytes_over_http() {
         .hash(&Password::new(longest.clone()))
         .unwrap();
     h.store
-        .create_account(&new, &AccountId::generate(), Some(&hash), h.clock.now_time())
+        .create_account(
+            &new,
+            &AccountId::generate(),
+            Some(&hash),
+            h.clock.now_time(),
+        )
         .await
         .unwrap();
     assert_eq!(h.login("long", &longest).await.status, StatusCode::OK);
@@ -400,7 +440,12 @@ async fn the_domain_caps_passwords_at_4096_bytes() {
         role: Role::User,
     };
     h.store
-        .create_account(&new, &AccountId::generate(), Some(&hash), h.clock.now_time())
+        .create_account(
+            &new,
+            &AccountId::generate(),
+            Some(&hash),
+            h.clock.now_time(),
+        )
         .await
         .unwrap();
     let passwords = InlinePasswords::new();
