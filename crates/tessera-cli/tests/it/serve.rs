@@ -37,8 +37,8 @@ fn start_with(data: &Path, fast: bool) -> Server {
     ]);
     if fast {
         command
-            .env("TESSERA_PASSWORD__ARGON2_MEMORY_KIB", "8192")
-            .env("TESSERA_PASSWORD__ARGON2_ITERATIONS", "1");
+            .env("TESSERA_PASSWORD__ARGON2_MEMORY_KIB", "7168")
+            .env("TESSERA_PASSWORD__ARGON2_ITERATIONS", "5");
     }
     let mut child = command
         .stdout(Stdio::piped())
@@ -128,8 +128,8 @@ fn add_user(data: &Path, fast: bool) {
     ]);
     if fast {
         command
-            .env("TESSERA_PASSWORD__ARGON2_MEMORY_KIB", "8192")
-            .env("TESSERA_PASSWORD__ARGON2_ITERATIONS", "1");
+            .env("TESSERA_PASSWORD__ARGON2_MEMORY_KIB", "7168")
+            .env("TESSERA_PASSWORD__ARGON2_ITERATIONS", "5");
     }
     let mut child = command
         .stdin(Stdio::piped())

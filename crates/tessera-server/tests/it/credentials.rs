@@ -475,3 +475,28 @@ async fn the_domain_caps_passwords_at_4096_bytes() {
         Some("wrong_password")
     );
 }
+
+/// The configuration refuses argon2 parameters below OWASP's weakest argon2id setting, naming
+/// the values; OWASP's settings themselves pass.
+#[test]
+fn the_configured_argon2_floor_is_owasps() {
+    let mut config = tessera_server::ServerConfig::dev("127.0.0.1:8080".parse().unwrap());
+    config.validate().unwrap();
+    for (m, t) in [(8192, 1), (7168, 4), (19455, 2)] {
+        config.hash_params = HashParams {
+            memory_kib: m,
+            iterations: t,
+            parallelism: 1,
+        };
+        let err = config.validate().expect_err("below the floor");
+        assert!(err.contains("OWASP") && err.contains(&format!("m={m}")), "{err}");
+    }
+    for (m, t) in [(7168, 5), (9216, 4), (12288, 3), (19456, 2), (47104, 1)] {
+        config.hash_params = HashParams {
+            memory_kib: m,
+            iterations: t,
+            parallelism: 1,
+        };
+        config.validate().unwrap();
+    }
+}
