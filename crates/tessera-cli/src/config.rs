@@ -85,13 +85,14 @@ impl BrandingSection {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct AuditSection {
-    pub(crate) retention_days: u32,
+    #[serde(deserialize_with = "seconds::deserialize")]
+    pub(crate) retention: u64,
 }
 
 impl Default for AuditSection {
     fn default() -> Self {
         AuditSection {
-            retention_days: tessera_server::config::DEFAULT_AUDIT_RETENTION_DAYS,
+            retention: tessera_server::config::DEFAULT_AUDIT_RETENTION,
         }
     }
 }
@@ -453,7 +454,7 @@ impl FileConfig {
                 self.metrics.listen
             );
         }
-        config.audit_retention_days = self.audit.retention_days;
+        config.audit_retention = self.audit.retention;
         config.validate().map_err(anyhow::Error::msg)?;
         Ok(config)
     }
@@ -595,5 +596,24 @@ mod tests {
         assert_eq!(FileConfig::default().metrics_listen().expect("ok"), None);
         let f = load_toml("trusted_proxies = [\"10.0.0.0/8\", \"2001:db8::/32\"]\n").expect("load");
         assert_eq!(f.server().expect("valid").trusted_proxies.len(), 2);
+    }
+
+    /// `[audit] retention` is a duration (default a year; 0 keeps events forever), and the
+    /// argon2 floor is OWASP's, both named with their values when refused.
+    #[test]
+    fn audit_retention_and_the_argon2_floor() {
+        let server = FileConfig::default().server().expect("defaults are valid");
+        assert_eq!(server.audit_retention, 365 * 86_400);
+        let f = load_toml("[audit]\nretention = \"90d\"\n").expect("load");
+        assert_eq!(f.server().expect("valid").audit_retention, 90 * 86_400);
+        let f = load_toml("[audit]\nretention = 0\n").expect("load");
+        assert_eq!(f.server().expect("valid").audit_retention, 0);
+        let e = error_of("[audit]\nretention = \"1h\"\n");
+        assert!(e.contains("audit.retention") && e.contains("3600"), "{e}");
+        let e = error_of("[password]\nargon2_memory_kib = 8192\nargon2_iterations = 1\n");
+        assert!(e.contains("OWASP") && e.contains("m=8192"), "{e}");
+        let f = load_toml("[password]\nargon2_memory_kib = 7168\nargon2_iterations = 5\n")
+            .expect("load");
+        f.server().expect("OWASP's weakest setting is accepted");
     }
 }

@@ -110,15 +110,15 @@ impl AppState {
 
     /// Credential upkeep, run by a background task every few minutes and callable directly:
     /// the dummy hash follows the argon2 cost stored hashes use (re-hashing at sign-in moves
-    /// it), and audit events older than `audit_retention_days` are deleted. Returns how many
-    /// events were deleted.
+    /// it), and audit events older than `audit_retention` are deleted. Returns how many events
+    /// were deleted.
     pub async fn credential_upkeep(&self) -> Result<u64, tessera_domain::DomainError> {
         self.passwords().mirror_stored_cost(self.store()).await?;
-        let days = self.config().audit_retention_days;
-        if days == 0 {
+        let keep = self.config().audit_retention;
+        if keep == 0 {
             return Ok(0);
         }
-        let before = self.now().plus(-i64::from(days) * 86_400);
+        let before = self.now().plus(-i64::try_from(keep).unwrap_or(i64::MAX));
         Ok(self.store().prune_audit(before).await?)
     }
 

@@ -70,8 +70,8 @@ impl Default for HttpTimeouts {
 /// The default of [`ServerConfig::session_cache_ttl`], in seconds.
 pub const DEFAULT_SESSION_CACHE_TTL: u64 = 10;
 
-/// The default of [`ServerConfig::audit_retention_days`]: a year of audit events.
-pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 365;
+/// The default of [`ServerConfig::audit_retention`]: a year of audit events, in seconds.
+pub const DEFAULT_AUDIT_RETENTION: u64 = 365 * 86_400;
 
 /// Everything the server needs to run, already validated.
 #[derive(Clone, Debug)]
@@ -108,9 +108,9 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<Cidr>,
     /// Header, body and idle time limits of client connections.
     pub timeouts: HttpTimeouts,
-    /// Days audit events are kept before the background task deletes them; 0 keeps them
+    /// Seconds audit events are kept before the background task deletes them; 0 keeps them
     /// forever.
-    pub audit_retention_days: u32,
+    pub audit_retention: u64,
 }
 
 impl ServerConfig {
@@ -132,7 +132,7 @@ impl ServerConfig {
             branding: Branding::default(),
             trusted_proxies: Cidr::loopback(),
             timeouts: HttpTimeouts::default(),
-            audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
+            audit_retention: DEFAULT_AUDIT_RETENTION,
         }
     }
 
@@ -229,10 +229,11 @@ impl ServerConfig {
         // OWASP's argon2id floor (Password Storage Cheat Sheet), as the CLI checks it too.
         tessera_domain::credential::password::Hasher::check_params(self.hash_params)
             .map_err(|e| format!("password: {e}"))?;
-        if self.audit_retention_days > 36_500 {
+        if self.audit_retention != 0 && !(86_400..=36_500 * 86_400).contains(&self.audit_retention)
+        {
             return Err(format!(
-                "audit.retention_days must be 0 (keep forever) ..= 36500, got {}",
-                self.audit_retention_days
+                "audit.retention must be 0 (keep forever) or 1 day ..= 36500 days, got {} s",
+                self.audit_retention
             ));
         }
         Ok(())

@@ -489,7 +489,10 @@ fn the_configured_argon2_floor_is_owasps() {
             parallelism: 1,
         };
         let err = config.validate().expect_err("below the floor");
-        assert!(err.contains("OWASP") && err.contains(&format!("m={m}")), "{err}");
+        assert!(
+            err.contains("OWASP") && err.contains(&format!("m={m}")),
+            "{err}"
+        );
     }
     for (m, t) in [(7168, 5), (9216, 4), (12288, 3), (19456, 2), (47104, 1)] {
         config.hash_params = HashParams {
@@ -499,4 +502,31 @@ fn the_configured_argon2_floor_is_owasps() {
         };
         config.validate().unwrap();
     }
+}
+
+/// The upkeep deletes audit events older than `audit_retention`, and none when it is 0.
+#[tokio::test]
+async fn old_audit_events_are_pruned_by_the_upkeep() {
+    use tessera_domain::audit::{AuditEvent, AuditKind};
+    let h = harness_with(|c| c.audit_retention = 86_400).await;
+    let now = h.clock.now_time();
+    let old = AuditEvent::new(AuditKind::Logout, now.plus(-86_401)).detail("old");
+    let edge = AuditEvent::new(AuditKind::Logout, now.plus(-86_400)).detail("edge");
+    h.store.append_audit(&old).await.unwrap();
+    h.store.append_audit(&edge).await.unwrap();
+    let before = h.store.recent_audit(100).await.unwrap().len();
+    assert_eq!(h.state.credential_upkeep().await.unwrap(), 1);
+    let after = h.store.recent_audit(100).await.unwrap();
+    assert_eq!(after.len(), before - 1);
+    assert!(!after.contains(&old) && after.contains(&edge));
+
+    let keep = harness_with(|c| c.audit_retention = 0).await;
+    keep.store
+        .append_audit(&AuditEvent::new(
+            AuditKind::Logout,
+            tessera_domain::clock::UnixTime(0),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(keep.state.credential_upkeep().await.unwrap(), 0);
 }

@@ -44,7 +44,8 @@ struct Case {
     pattern: &'static str,
     carrier: Carrier,
     who: Who,
-    /// A JSON body, if the route takes one (form routes build their own).
+    /// A JSON body, if the route takes one; for `Carrier::Form`, more urlencoded fields sent
+    /// after `csrf`.
     json: Option<&'static str>,
 }
 
@@ -95,6 +96,22 @@ const CASES: &[Case] = &[
         Carrier::Form,
         Who::User,
         None,
+    ),
+    case(
+        Method::POST,
+        "/account/password",
+        Carrier::Form,
+        Who::User,
+        Some("current_password=correct+horse+battery+staple&new_password=a+brand+new+passphrase"),
+    ),
+    case(
+        Method::POST,
+        "/account/password",
+        Carrier::Header,
+        Who::User,
+        Some(
+            r#"{"current_password":"correct horse battery staple","new_password":"a brand new passphrase"}"#,
+        ),
     ),
     case(
         Method::DELETE,
@@ -323,9 +340,14 @@ fn request(
     let body = match case.carrier {
         Carrier::Form => {
             r = r.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-            match token {
+            let csrf = match token {
                 Some(t) => serde_urlencoded::to_string([("csrf", t)]).unwrap(),
                 None => String::new(),
+            };
+            match case.json {
+                Some(more) if csrf.is_empty() => more.to_owned(),
+                Some(more) => format!("{csrf}&{more}"),
+                None => csrf,
             }
         }
         Carrier::SignInForm => {
