@@ -1529,3 +1529,63 @@ pub async fn login_racing_a_lock_or_disable_opens_no_session(store: Arc<dyn Stor
     assert!(matches!(outcome, Err(Denial::Disabled)), "{outcome:?}");
     assert!(store.sessions_of(&b.id).await.unwrap().is_empty());
 }
+
+/// Defect 4 under real concurrency (two connections at once on PostgreSQL; the one writer on
+/// SQLite): a sign-in's commit with the old hash and a reset race, many times. Whichever wins,
+/// no session survives: committed first, the reset deletes it; committed second, it is refused.
+pub async fn login_commit_and_reset_race_leave_no_session(store: Arc<dyn Store>) {
+    const ROUNDS: usize = 40;
+    let a = create(&*store, "contested").await;
+    let mut current = phc("contested");
+    let (mut refused, mut deleted) = (0, 0);
+    for round in 0..ROUNDS {
+        let next = phc(&format!("reset-{round}"));
+        let s = session(&a.id, T0.plus(1));
+        let sign_in = {
+            let store = Arc::clone(&store);
+            let (s, checked) = (s.clone(), current.clone());
+            let event = AuditEvent::new(AuditKind::LoginSuccess, T0.plus(1)).account(&a.id);
+            tokio::spawn(async move {
+                store
+                    .commit_login_success(&s, &checked, None, &event)
+                    .await
+                    .unwrap()
+            })
+        };
+        let reset = {
+            let store = Arc::clone(&store);
+            let (id, next) = (a.id.clone(), next.clone());
+            let event = AuditEvent::new(AuditKind::PasswordChanged, T0.plus(1)).account(&id);
+            tokio::spawn(async move {
+                store
+                    .replace_password(&id, None, &next, None, &event, T0.plus(1))
+                    .await
+                    .unwrap()
+                    .unwrap()
+            })
+        };
+        let committed = sign_in.await.unwrap();
+        let ended = reset.await.unwrap();
+        match committed {
+            Ok(()) => {
+                assert_eq!(
+                    ended,
+                    vec![s.token_hash],
+                    "round {round}: the reset ended it"
+                );
+                deleted += 1;
+            }
+            Err(stale) => {
+                assert_eq!(stale, StaleLogin::CredentialChanged, "round {round}");
+                assert!(ended.is_empty(), "round {round}");
+                refused += 1;
+            }
+        }
+        assert!(
+            store.sessions_of(&a.id).await.unwrap().is_empty(),
+            "round {round}: a session made with the old password survived the reset"
+        );
+        current = next;
+    }
+    assert_eq!(refused + deleted, ROUNDS);
+}

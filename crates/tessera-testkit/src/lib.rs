@@ -129,6 +129,7 @@ macro_rules! store_conformance_tests {
             login_racing_a_password_reset_opens_no_session,
             login_racing_a_reset_never_rehashes_the_old_password,
             login_racing_a_lock_or_disable_opens_no_session,
+            login_commit_and_reset_race_leave_no_session,
         );
     };
     (@cases $setup:path; $($case:ident),* $(,)?) => {
