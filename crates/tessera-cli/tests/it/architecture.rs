@@ -151,7 +151,7 @@ fn hits(dep: &str, ban: &str) -> bool {
     }
 }
 
-/// HTTP stacks, SQL drivers and async runtimes.
+/// HTTP stacks.
 const HTTP: &[&str] = &[
     "axum",
     "axum-core",
@@ -161,6 +161,7 @@ const HTTP: &[&str] = &[
     "tower-http",
     "reqwest",
 ];
+/// SQL drivers.
 const SQL: &[&str] = &[
     "sqlx",
     "sqlx-",
@@ -169,6 +170,7 @@ const SQL: &[&str] = &[
     "postgres",
     "tokio-postgres",
 ];
+/// Async runtimes.
 const RUNTIMES: &[&str] = &["tokio", "async-std", "smol", "async-executor", "async-io"];
 
 /// What each layer must never be built with (normal dependencies, transitively), per the
