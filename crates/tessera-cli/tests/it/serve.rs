@@ -73,6 +73,16 @@ fn spawn(data: &Path, fast: bool, tune: impl FnOnce(&mut Command)) -> Server {
     panic!("server did not become healthy");
 }
 
+/// A test that fails half-way leaves no server behind.
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 impl Server {
     /// The bootstrap admin token the server printed, if any, reading stdout up to the blank
     /// line that ends its announcement (or to the end of output).
