@@ -1003,6 +1003,38 @@ fn user_list_columns_align() {
     );
 }
 
+/// An unreachable PostgreSQL is named (host, port, cause) at once, and no line shows the
+/// password, whichever way the URL carries it, even with every log enabled.
+#[test]
+fn an_unreachable_postgres_is_named_without_its_password() {
+    // Port 1 on loopback: nothing listens, the connection is refused at once.
+    let url = "postgres://postgres:s3cretpw@127.0.0.1:1/test?password=s3cretpw";
+    for args in [
+        vec!["user", "list"],
+        vec!["migrate"],
+        vec!["serve", "--listen", "127.0.0.1:0"],
+    ] {
+        let mut full = args.clone();
+        full.extend(["--database", url]);
+        let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(&full)
+            .env("TESSERA_LOG", "trace")
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("127.0.0.1:1") && stderr.contains("Connection refused"),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("s3cretpw") && !stdout.contains("s3cretpw"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
 #[test]
 fn serve_refuses_a_logo_that_is_missing_or_not_an_image() {
     let dir = tempfile::tempdir().expect("tempdir");
