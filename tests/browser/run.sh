@@ -80,6 +80,7 @@ trap 'exit 143' TERM
 data="$work/data"
 username=alice
 password="$(node -e 'console.log(require("crypto").randomBytes(18).toString("base64url"))')"
+"$tessera" migrate --data-dir "$data" >/dev/null
 printf '%s\n' "$password" | "$tessera" user add "$username" --email alice@example.com --group staff \
   --password-stdin --data-dir "$data" >/dev/null
 

@@ -15,7 +15,8 @@ ES256/384/512, EdDSA) it runs four sections:
   3 pem             PKCS#8 / SPKI PEM both ways (`keys from-pem`, `keys to-pem`,
                     load_pem_private_key / load_pem_public_key).
   4 negative        PyJWT-made (or hand-made) bad tokens must be rejected with exit 1 and a
-                    one-line reason; bad JWK Sets must be refused with exit 2.
+                    one-line reason naming the rule the token breaks (a token refused for
+                    another reason fails the case); bad JWK Sets must be refused with exit 2.
 
 Every case is printed in a PASS/FAIL table; the script exits 1 if any case failed and 2 if it
 could not run at all (bad arguments, missing dependencies, unusable binary).
@@ -94,6 +95,27 @@ CUSTOM_CLAIMS: dict[str, Any] = {
     "max_safe_plus_2": 9007199254740993,
     "clé_🔑": "non-ASCII member name",
 }
+
+# The reasons `tessera token verify` gives (tessera_token::Error's Display): each negative case
+# checks that its token is refused for the rule it breaks, not for some other fault.
+EXPIRED = "token has expired"
+NOT_YET_VALID = "token is not valid yet"
+AUDIENCE_MISMATCH = "audience does not match"
+ISSUER_MISMATCH = "issuer does not match"
+BAD_SIGNATURE = "signature verification failed"
+UNKNOWN_KID = "no key with the token's kid"
+ALG_MISMATCH = "header alg does not match the key's algorithm"
+ALG_NONE = "alg `none` is never accepted"
+DUPLICATE_MEMBER = "duplicate member name"
+
+
+def missing_claim(name: str) -> str:
+    return f"required claim `{name}` is missing"
+
+
+def header_member(name: str) -> str:
+    return f"header member `{name}` is missing or has the wrong type"
+
 
 FAMILY_KTY = {"HS": "oct", "RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "k", "oth"}
@@ -739,9 +761,13 @@ class AlgSuite:
         s = "4 negative"
         alg = self.alg
 
-        def rejected(token: str, what: str, *extra: str, jwks: Path | None = None) -> str:
+        def rejected(token: str, what: str, reason: str, *extra: str, jwks: Path | None = None) -> str:
+            """Exit 1 with one line that names `reason`: a token refused for another reason than
+            the one the case breaks (say a typo making every token malformed) fails the case."""
             self.control.get()
-            return expect_rejected(self.verify(token, jwks, *extra), what)
+            line = expect_rejected(self.verify(token, jwks, *extra), what)
+            check(reason in line, f"{what}: rejected, but not because {reason!r}: {line!r}")
+            return line
 
         def encode(claims: dict[str, Any], **headers: Any) -> str:
             hdrs = {"kid": self.kid_p, **headers}
@@ -749,72 +775,80 @@ class AlgSuite:
 
         def expired() -> str:
             t = now()
-            return rejected(encode(self.claims(iat=t - 7200, nbf=t - 7200, exp=t - 3600)), "expired token")
+            return rejected(encode(self.claims(iat=t - 7200, nbf=t - 7200, exp=t - 3600)), "expired token",
+                            EXPIRED)
 
         def leeway() -> str:
             token = encode(self.claims(exp=now() - 20))
             expect_json_ok(self.verify(token), "exp 20s ago within the default 60s leeway")
-            reason = rejected(token, "exp 20s ago with --leeway 0", "--leeway", "0")
+            reason = rejected(token, "exp 20s ago with --leeway 0", EXPIRED, "--leeway", "0")
             expect_usage_error(self.verify(token, None, "--leeway", "301"), "--leeway 301")
             return f"default leeway accepts, --leeway 0 rejects ({reason}); 301 is exit 2"
 
         def not_yet_valid() -> str:
-            return rejected(encode(self.claims(nbf=now() + 3600)), "nbf an hour ahead")
+            return rejected(encode(self.claims(nbf=now() + 3600)), "nbf an hour ahead", NOT_YET_VALID)
 
         def missing_exp() -> str:
-            return rejected(encode(self.claims(exp=...)), "token without exp")
+            return rejected(encode(self.claims(exp=...)), "token without exp", missing_claim("exp"))
 
         def wrong_audience() -> str:
-            reasons = [rejected(encode(self.claims(aud=aud)), f"aud {aud!r}")
+            reasons = [rejected(encode(self.claims(aud=aud)), f"aud {aud!r}", AUDIENCE_MISMATCH)
                        for aud in ("https://other.example.test", AUDIENCE.upper(), AUDIENCE + "/",
                                    ["https://other.example.test"], [])]
-            rejected(encode(self.claims(aud=...)), "token without aud")
+            rejected(encode(self.claims(aud=...)), "token without aud", missing_claim("aud"))
             return f"5 wrong + missing aud rejected ({reasons[0]})"
 
         def wrong_issuer() -> str:
-            reasons = [rejected(encode(self.claims(iss=iss)), f"iss {iss!r}")
+            reasons = [rejected(encode(self.claims(iss=iss)), f"iss {iss!r}", ISSUER_MISMATCH)
                        for iss in ("https://evil.example.test", ISSUER.upper(), ISSUER + "/")]
-            rejected(encode(self.claims(iss=...)), "token without iss")
+            rejected(encode(self.claims(iss=...)), "token without iss", missing_claim("iss"))
             return f"3 wrong + missing iss rejected ({reasons[0]})"
 
         def tampered_signature() -> str:
             token, _ = self.good_token.get()
-            reason = rejected(flip_signature_bit(token, -1), "last signature bit flipped")
-            rejected(flip_signature_bit(token, 0), "first signature bit flipped")
+            reason = rejected(flip_signature_bit(token, -1), "last signature bit flipped", BAD_SIGNATURE)
+            rejected(flip_signature_bit(token, 0), "first signature bit flipped", BAD_SIGNATURE)
             head, payload, sig = token.split(".")
-            rejected(f"{head}.{payload}.{b64u(b64u_decode(sig)[:-1])}", "signature one byte short")
-            rejected(f"{head}.{payload}.", "empty signature")
+            n = len(b64u_decode(sig))
+            rejected(f"{head}.{payload}.{b64u(b64u_decode(sig)[:-1])}", "signature one byte short",
+                     f"signature is {n - 1} bytes, the key requires exactly {n}")
+            rejected(f"{head}.{payload}.", "empty signature",
+                     f"signature is 0 bytes, the key requires exactly {n}")
             other = encode(self.claims())
-            rejected(f"{head}.{payload}.{other.split('.')[2]}", "signature of another token")
+            rejected(f"{head}.{payload}.{other.split('.')[2]}", "signature of another token", BAD_SIGNATURE)
             return f"5 variants ({reason})"
 
         def tampered_payload() -> str:
             token, claims = self.good_token.get()
             head, _, sig = token.split(".")
             forged = f"{head}.{b64u(compact_json({**claims, 'sub': 'admin'}))}.{sig}"
-            return rejected(forged, "payload changed, signature kept")
+            return rejected(forged, "payload changed, signature kept", BAD_SIGNATURE)
 
         def other_key_same_kid() -> str:
             attacker = self.py_other_key.get()
             token = jwt.encode(self.claims(), attacker, algorithm=alg, headers={"kid": self.kid_p})
-            reason = rejected(token, "token signed by another key with the same kid")
+            reason = rejected(token, "token signed by another key with the same kid", BAD_SIGNATURE)
             # RFC 8725 §3.10: keys named or embedded in the header (jwk, jku, x5u) are never trusted.
             embedded = {"kid": self.kid_p, "jku": "https://evil.example.test/jwks.json",
                         "x5u": "https://evil.example.test/cert.pem"}
             if not is_hmac(alg):
                 embedded["jwk"] = py_jwk(alg, attacker, self.kid_p)
             token = jwt.encode(self.claims(), attacker, algorithm=alg, headers=embedded)
-            rejected(token, "attacker key embedded in the header")
+            # The embedded key is ignored, not followed: the signature is checked with ours.
+            rejected(token, "attacker key embedded in the header", BAD_SIGNATURE)
             return f"also with jwk/jku/x5u headers ({reason})"
 
         def missing_kid() -> str:
             key = self.py_key.get()
             claims = self.claims()
-            reason = rejected(jwt.encode(claims, key, algorithm=alg), "token without kid")
-            for bad_kid in (None, 7, ""):
+            reason = rejected(jwt.encode(claims, key, algorithm=alg), "token without kid",
+                              header_member("kid"))
+            for bad_kid in (None, 7):
                 header = {"alg": alg, "typ": "JWT", "kid": bad_kid}
-                rejected(sign_compact(alg, key, header, claims), f"kid {bad_kid!r}")
-            rejected(encode(claims, kid=self.kid_p + "-unknown"), "unknown kid")
+                rejected(sign_compact(alg, key, header, claims), f"kid {bad_kid!r}", header_member("kid"))
+            header = {"alg": alg, "typ": "JWT", "kid": ""}
+            rejected(sign_compact(alg, key, header, claims), "kid ''", UNKNOWN_KID)
+            rejected(encode(claims, kid=self.kid_p + "-unknown"), "unknown kid", UNKNOWN_KID)
             return f"no kid, null/number/empty kid, unknown kid ({reason})"
 
         def alg_confusion() -> str:
@@ -826,7 +860,7 @@ class AlgSuite:
                 variants = [(h, hmac_compact(h, key, {**header, "alg": h}, claims))
                             for h in HMAC_LEN if h != alg]
                 for what, token in variants:
-                    rejected(token, f"{what} token for an {alg} key")
+                    rejected(token, f"{what} token for an {alg} key", ALG_MISMATCH)
                 return f"{len(variants)} other HS algs with the same secret rejected"
             pem = spki_pem(key)
             pub_jwk = py_jwk(alg, key, self.kid_p)
@@ -837,36 +871,38 @@ class AlgSuite:
             for label, secret in secrets_tried.items():
                 for hs in HMAC_LEN:
                     token = hmac_compact(hs, secret, {**header, "alg": hs}, claims)
-                    reason = rejected(token, f"{hs} keyed with the {label}")
+                    reason = rejected(token, f"{hs} keyed with the {label}", ALG_MISMATCH)
                     count += 1
             if not is_rsa(alg):
                 # EC/OKP keys may omit `alg` (the curve implies it): confusion must still fail.
                 no_alg = {k: v for k, v in pub_jwk.items() if k != "alg"}
                 jwks = self.write("python-jwks-no-alg.json", {"keys": [no_alg]})
                 expect_json_ok(self.verify(self.good_token.get()[0], jwks), "sanity: JWKS without alg")
-                rejected(hmac_compact("HS256", pem, header, claims), "HS256 vs a JWK without alg", jwks=jwks)
+                rejected(hmac_compact("HS256", pem, header, claims), "HS256 vs a JWK without alg",
+                         ALG_MISMATCH, jwks=jwks)
                 count += 1
             else:
                 # Same RSA key, another RSA algorithm (PKCS#1 v1.5 <-> PSS, other hash).
                 for other in RSA_ALGS:
                     if other != alg:
                         token = sign_compact(other, key, {**header, "alg": other}, claims)
-                        rejected(token, f"{other} signature by the {alg} key")
+                        rejected(token, f"{other} signature by the {alg} key", ALG_MISMATCH)
                         count += 1
             return f"{count} variants ({reason})"
 
         def alg_none() -> str:
             claims = self.claims()
             token = jwt.encode(claims, None, algorithm="none", headers={"kid": self.kid_p})
-            reason = rejected(token, "PyJWT alg=none token")
+            reason = rejected(token, "PyJWT alg=none token", ALG_NONE)
             good, _ = self.good_token.get()
             payload = good.split(".")[1]
             for none in ("none", "None", "NONE", "nOnE"):
                 head = b64u(compact_json({"alg": none, "kid": self.kid_p, "typ": "JWT"}))
-                rejected(f"{head}.{payload}.", f"alg {none!r}, empty signature")
-                rejected(f"{head}.{payload}.{good.split('.')[2]}", f"alg {none!r}, real signature kept")
+                rejected(f"{head}.{payload}.", f"alg {none!r}, empty signature", ALG_NONE)
+                rejected(f"{head}.{payload}.{good.split('.')[2]}", f"alg {none!r}, real signature kept",
+                         ALG_NONE)
             no_alg = b64u(compact_json({"kid": self.kid_p, "typ": "JWT"}))
-            rejected(f"{no_alg}.{payload}.{good.split('.')[2]}", "header without alg")
+            rejected(f"{no_alg}.{payload}.{good.split('.')[2]}", "header without alg", header_member("alg"))
             return f"10 variants ({reason})"
 
         def duplicate_members() -> str:
@@ -895,7 +931,7 @@ class AlgSuite:
                         pass
                     else:
                         raise CaseFailure(f"PyJWT accepted the {label} token: the test is wrong")
-                reason = rejected(token, f"duplicate {label}")
+                reason = rejected(token, f"duplicate {label}", DUPLICATE_MEMBER)
             return f"{len(variants)} variants ({reason})"
 
         def bad_jwks() -> str:

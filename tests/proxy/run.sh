@@ -124,6 +124,7 @@ bound_port() {
 # the address it got.
 start_tessera() { # name proxy_port -> sets tessera_port
   local name=$1 proxy_port=$2 data="$work/$1-data"
+  "$tessera" migrate --data-dir "$data" >/dev/null
   printf '%s\n' "$password" | "$tessera" user add "$username" --email alice@example.com --group staff \
     --password-stdin --data-dir "$data" >/dev/null
   printf '%s\n' "$password" | "$tessera" user add noemail --password-stdin --data-dir "$data" >/dev/null

@@ -44,7 +44,7 @@ pub(crate) fn run(cmd: AdminTokenCommand) -> Result<()> {
     };
     let file = config::load(&store_args, None)?;
     runtime()?.block_on(async move {
-        let store = crate::store::open(&file).await?;
+        let store = crate::store::open(&file, crate::store::Missing::Refuse).await?;
         let store = store.as_ref();
         let now = SystemClock.now();
         match cmd {

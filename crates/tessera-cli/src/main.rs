@@ -22,9 +22,29 @@ mod store;
 mod token;
 mod user;
 
-/// Token-based authentication: keys and tokens.
+/// What `tessera --help` says tessera is.
+const ABOUT: &str = "tessera: an authentication server (password sign-in, cookie sessions, \
+forward-auth for reverse proxies, an admin API) on SQLite or PostgreSQL, and a strict JWT/JOSE tool";
+
+/// Shown after the command list of `tessera --help`.
+const AFTER_HELP: &str = "\
+First steps:
+  tessera migrate                      create the database (./tessera-data/tessera.db)
+  tessera user add ada --admin         add an account (prompts for the password)
+  tessera serve                        serve on http://127.0.0.1:8080
+
+Every command that reaches the database takes --data-dir DIR, --database URL or --config FILE.
+Documentation: README.md, docs/configuration.md, docs/api.md, docs/proxy.md.";
+
+/// The `tessera` command line.
 #[derive(Parser, Debug)]
-#[command(name = "tessera", version, about, propagate_version = true)]
+#[command(
+    name = "tessera",
+    version,
+    about = ABOUT,
+    after_help = AFTER_HELP,
+    propagate_version = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

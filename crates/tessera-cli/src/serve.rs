@@ -46,24 +46,14 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
     let server = file.server()?;
     let hasher = Hasher::new(server.hash_params).context("password hashing parameters")?;
     runtime()?.block_on(async move {
-        let store = crate::store::open(&file).await?;
+        let store = crate::store::open(&file, crate::store::Missing::Create).await?;
         let passwords = BlockingPasswords::new(hasher, server.hash_concurrency, 64)
             .context("starting the password-hashing threads")?;
         let state = AppState::new(server.clone(), store, Arc::new(SystemClock), passwords)
             .await
             .context("initialising server state")?;
-        if let Some(token) = state
-            .bootstrap_admin()
-            .await
-            .context("creating the bootstrap admin token")?
-        {
-            // Shown once, on the console only: it is stored hashed and never logged.
-            println!(
-                "\nBootstrap admin token (shown once; store it safely):\n\n    {}\n\n\
-                 Use it as `Authorization: Bearer <token>` on /admin/api/…\n",
-                token.expose()
-            );
-        }
+        // Both listeners bound before anything is announced: a token or a "serving" line is
+        // never printed by a process that then fails to listen.
         let listener = tokio::net::TcpListener::bind(server.listen)
             .await
             .with_context(|| format!("binding {}", server.listen))?;
@@ -83,6 +73,20 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
             store = %crate::store::describe(&file),
             "tessera is serving"
         );
+        // Minted on the first start of a fresh database only (`AppState::bootstrap_admin`);
+        // afterwards `tessera admin-token create` is the way to a new one (docs/api.md).
+        if let Some(token) = state
+            .bootstrap_admin()
+            .await
+            .context("creating the bootstrap admin token")?
+        {
+            // Shown once, on the console only: it is stored hashed and never logged.
+            println!(
+                "\nBootstrap admin token (shown once; store it safely):\n\n    {}\n\n\
+                 Use it as `Authorization: Bearer <token>` on /admin/api/…\n",
+                token.expose()
+            );
+        }
         if server.transport == tessera_server::Transport::Dev {
             tracing::warn!("dev mode: plain-HTTP cookies without Secure/__Host- (loopback only)");
         }
@@ -129,7 +133,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
 pub(crate) fn migrate(args: StoreArgs) -> Result<()> {
     let file = config::load(&args, None)?;
     runtime()?.block_on(async {
-        let store = crate::store::open(&file).await?;
+        let store = crate::store::open(&file, crate::store::Missing::Create).await?;
         store.ping().await.context("checking the database")?;
         println!("migrations applied ({})", crate::store::describe(&file));
         Ok(())

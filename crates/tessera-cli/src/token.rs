@@ -182,11 +182,43 @@ fn read_keys(path: &Path) -> Result<KeySet> {
     KeySet::from_jwks(&set).with_context(|| format!("{} is not a usable JWK Set", path.display()))
 }
 
-fn read_token(arg: &str) -> Result<String> {
-    let text = if arg == "-" {
-        input::read_text(Path::new("-"))?
+/// Reads the token argument, or standard input for `-`. The compact serialization has no
+/// whitespace anywhere (RFC 7515 §7.1), so none is trimmed: on standard input exactly one line
+/// ending (`\n` or `\r\n`, what `echo` and editors add) is dropped, and any other whitespace
+/// around the token, on stdin or on the command line, rejects it with a precise reason.
+fn read_token(arg: &str) -> Result<String, Failure> {
+    let token = if arg == "-" {
+        let text = input::read_text(Path::new("-"))?;
+        strip_one_line_ending(&text).to_owned()
     } else {
         arg.to_owned()
     };
-    Ok(text.trim().to_owned())
+    if token.trim() != token {
+        return Err(Failure::Rejected(
+            "whitespace around the token: a compact JWS contains none (RFC 7515 §7.1)".into(),
+        ));
+    }
+    Ok(token)
+}
+
+/// `text` without one trailing `\n` or `\r\n`.
+fn strip_one_line_ending(text: &str) -> &str {
+    text.strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .unwrap_or(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_one_line_ending;
+
+    #[test]
+    fn only_one_line_ending_is_dropped() {
+        assert_eq!(strip_one_line_ending("a.b.c\n"), "a.b.c");
+        assert_eq!(strip_one_line_ending("a.b.c\r\n"), "a.b.c");
+        assert_eq!(strip_one_line_ending("a.b.c"), "a.b.c");
+        assert_eq!(strip_one_line_ending("a.b.c\n\n"), "a.b.c\n");
+        assert_eq!(strip_one_line_ending(" a.b.c \n"), " a.b.c ");
+        assert_eq!(strip_one_line_ending("a.b.c\r"), "a.b.c\r");
+    }
 }

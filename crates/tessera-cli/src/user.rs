@@ -3,9 +3,10 @@
 use std::io::{BufRead, IsTerminal};
 
 use anyhow::{Context, Result, bail};
-use tessera_domain::account::{Email, Group, NewAccount, Role, Username};
+use tessera_domain::DomainError;
+use tessera_domain::account::{Account, Email, Group, NewAccount, Role, Username};
 use tessera_domain::accounts::{self, Actor};
-use tessera_domain::clock::Clock;
+use tessera_domain::clock::{Clock, UnixTime};
 use tessera_domain::credential::password::{Hasher, Password};
 use tessera_server::BlockingPasswords;
 
@@ -131,42 +132,69 @@ pub(crate) fn run(cmd: UserCommand) -> Result<()> {
     // The same password rules and hash cost as the server; an invalid setting is an error here
     // too, never a silent fallback to defaults.
     let (policy, params) = file.password_rules()?;
-    // Read the password before touching the database, so a typo costs nothing.
-    let password = match &cmd {
+    // Everything that can be checked without the database is checked before it is opened, and
+    // everything the database can refuse (a missing database, a taken or unknown name) before
+    // a password is asked for, so that neither a typo nor a refusal costs a typed password.
+    let new_account = match &cmd {
         UserCommand::Add {
-            password_stdin,
-            no_password: false,
+            name,
+            email,
+            groups,
+            admin,
             ..
-        } => Some(read_password(*password_stdin)?),
-        UserCommand::SetPassword { password_stdin, .. } => Some(read_password(*password_stdin)?),
+        } => {
+            let mut groups = groups
+                .iter()
+                .map(|g| Group::parse(g))
+                .collect::<Result<Vec<_>, _>>()?;
+            groups.sort();
+            groups.dedup();
+            Some(NewAccount {
+                username: Username::parse(name)?,
+                email: email.as_deref().map(Email::parse).transpose()?,
+                groups,
+                role: if *admin { Role::Admin } else { Role::User },
+            })
+        }
         _ => None,
     };
     runtime()?.block_on(async move {
-        let store = crate::store::open(&file).await?;
+        let store = crate::store::open(&file, crate::store::Missing::Refuse).await?;
         let store = store.as_ref();
+        let password = match &cmd {
+            UserCommand::Add {
+                password_stdin,
+                no_password,
+                ..
+            } => {
+                let new = new_account.as_ref().context("account")?;
+                if store.account_by_username(&new.username).await?.is_some() {
+                    bail!("the user name {} is taken", new.username);
+                }
+                if *no_password {
+                    None
+                } else {
+                    Some(read_password(*password_stdin)?)
+                }
+            }
+            UserCommand::SetPassword {
+                name,
+                password_stdin,
+                ..
+            } => {
+                accounts::find(store, name)
+                    .await
+                    .map_err(|e| not_found(e, name))?;
+                Some(read_password(*password_stdin)?)
+            }
+            _ => None,
+        };
         let passwords = BlockingPasswords::new(Hasher::new(params)?, 1, 0)
             .context("starting the password-hashing thread")?;
         let now = SystemClock.now();
         match cmd {
-            UserCommand::Add {
-                name,
-                email,
-                groups,
-                admin,
-                ..
-            } => {
-                let mut groups = groups
-                    .iter()
-                    .map(|g| Group::parse(g))
-                    .collect::<Result<Vec<_>, _>>()?;
-                groups.sort();
-                groups.dedup();
-                let new = NewAccount {
-                    username: Username::parse(&name)?,
-                    email: email.as_deref().map(Email::parse).transpose()?,
-                    groups,
-                    role: if admin { Role::Admin } else { Role::User },
-                };
+            UserCommand::Add { .. } => {
+                let new = new_account.context("account")?;
                 let account =
                     accounts::create(store, &passwords, &policy, new, password, &actor(), now)
                         .await?;
@@ -177,37 +205,25 @@ pub(crate) fn run(cmd: UserCommand) -> Result<()> {
                 if json {
                     println!("{}", serde_json::to_string_pretty(&all)?);
                 } else {
-                    println!("USERNAME                 ROLE   STATE     FAILED  EMAIL");
-                    for a in all {
-                        let state = if a.disabled {
-                            "disabled"
-                        } else if a.is_locked(now) {
-                            "locked"
-                        } else {
-                            "active"
-                        };
-                        let email = a.email.as_ref().map_or("", |e| e.as_str());
-                        println!(
-                            "{:<24} {:<6} {:<9} {:<7} {}",
-                            a.username,
-                            a.role.as_str(),
-                            state,
-                            a.failed_logins,
-                            email
-                        );
-                    }
+                    print!("{}", table(&all, now));
                 }
             }
             UserCommand::Disable { name, .. } => {
-                let revoked = accounts::set_disabled(store, &name, true, &actor(), now).await?;
+                let revoked = accounts::set_disabled(store, &name, true, &actor(), now)
+                    .await
+                    .map_err(|e| not_found(e, &name))?;
                 println!("disabled {name}; ended {} session(s)", revoked.len());
             }
             UserCommand::Enable { name, .. } => {
-                accounts::set_disabled(store, &name, false, &actor(), now).await?;
+                accounts::set_disabled(store, &name, false, &actor(), now)
+                    .await
+                    .map_err(|e| not_found(e, &name))?;
                 println!("enabled {name}");
             }
             UserCommand::Delete { name, .. } => {
-                let revoked = accounts::delete(store, &name, &actor(), now).await?;
+                let revoked = accounts::delete(store, &name, &actor(), now)
+                    .await
+                    .map_err(|e| not_found(e, &name))?;
                 println!("deleted {name}; ended {} session(s)", revoked.len());
             }
             UserCommand::SetPassword { name, .. } => {
@@ -221,10 +237,66 @@ pub(crate) fn run(cmd: UserCommand) -> Result<()> {
                 );
             }
             UserCommand::Unlock { name, .. } => {
-                accounts::unlock(store, &name, &actor(), now).await?;
+                accounts::unlock(store, &name, &actor(), now)
+                    .await
+                    .map_err(|e| not_found(e, &name))?;
                 println!("unlocked {name}");
             }
         }
         Ok(())
     })
+}
+
+/// "no user called NAME" rather than the domain's bare "not found".
+fn not_found(e: DomainError, name: &str) -> anyhow::Error {
+    match e {
+        DomainError::NotFound => anyhow::anyhow!("no user called {name:?}"),
+        other => other.into(),
+    }
+}
+
+/// The `user list` table: every column as wide as its widest cell (names and emails can be
+/// long), one account per line.
+fn table(accounts: &[Account], now: UnixTime) -> String {
+    let rows: Vec<[String; 5]> = accounts
+        .iter()
+        .map(|a| {
+            let state = if a.disabled {
+                "disabled"
+            } else if a.is_locked(now) {
+                "locked"
+            } else {
+                "active"
+            };
+            [
+                a.username.to_string(),
+                a.role.as_str().to_owned(),
+                state.to_owned(),
+                a.failed_logins.to_string(),
+                a.email.as_ref().map_or("", |e| e.as_str()).to_owned(),
+            ]
+        })
+        .collect();
+    let header = ["USERNAME", "ROLE", "STATE", "FAILED", "EMAIL"].map(str::to_owned);
+    let mut widths = [0usize; 5];
+    for row in std::iter::once(&header).chain(&rows) {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        let mut line = String::new();
+        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                line.push_str(&" ".repeat(w - cell.chars().count() + 2));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
 }

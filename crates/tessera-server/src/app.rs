@@ -33,6 +33,9 @@ struct Inner {
     throttle: Throttle,
 }
 
+/// The name of the marker [`AppState::bootstrap_admin`] writes once per database.
+const BOOTSTRAP_MARKER: &str = "bootstrap-admin-done";
+
 /// The name of the server-wide secret keying the cookie seal.
 const COOKIE_SEAL_SECRET: &str = "session-cookie-seal";
 
@@ -122,10 +125,21 @@ impl AppState {
         Ok(self.store().prune_audit(before).await?)
     }
 
-    /// Creates the first admin token if there is neither an admin token nor an admin account,
-    /// and returns it so that the caller can show it once. Stored only as a hash.
+    /// Creates the first admin token on the first call ever made on this database (by any
+    /// node), if there is neither an admin token nor an admin account, and returns it so that
+    /// the caller can show it once. Stored only as a hash. Every later call, after a restart
+    /// too, returns `None` even when no admin is left: a process that can be restarted must
+    /// not be a way to mint admin credentials; `tessera admin-token create` is the explicit one.
     pub async fn bootstrap_admin(&self) -> Result<Option<AdminToken>, tessera_domain::DomainError> {
         let store = self.store();
+        // The marker is written once per database, first writer wins (the same race-free
+        // primitive as the cookie-seal secret): only the call that stored its own candidate
+        // is the first one. It is a marker, not a secret; its value means nothing.
+        let candidate = tessera_domain::random::bytes::<16>();
+        let stored = store.server_secret(BOOTSTRAP_MARKER, &candidate).await?;
+        if stored != candidate {
+            return Ok(None);
+        }
         if store.count_admin_tokens().await? > 0 || store.count_admins().await? > 0 {
             return Ok(None);
         }

@@ -61,6 +61,14 @@ impl PgStore {
     /// migrations. Tables live in the schema the URL's user defaults to (normally `public`).
     pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
         let options = parse_url(url)?;
+        // One direct connection first: an unreachable server or a refused login is reported
+        // at once with its real cause, not as a pool time-out after ACQUIRE_TIMEOUT.
+        PgConnection::connect_with(&options)
+            .await
+            .map_err(|e| connect_error(&options, e))?
+            .close()
+            .await
+            .map_err(|e| map_err(Op::Open, e))?;
         let pool = pool_options()
             .connect_with(options)
             .await
@@ -84,7 +92,7 @@ impl PgStore {
         let options = parse_url(url)?;
         let mut conn = PgConnection::connect_with(&options)
             .await
-            .map_err(|e| map_err(Op::Open, e))?;
+            .map_err(|e| connect_error(&options, e))?;
         let created = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
         )))
@@ -141,7 +149,48 @@ impl PgStore {
     }
 }
 
+/// The URL parameters sqlx understands. sqlx logs any other one with its value (a warning
+/// "ignoring unrecognized connect parameter"), which would put an `sslpassword=…` or a
+/// mistyped `pasword=…` in clear in the log: those are refused instead.
+const KNOWN_PARAMETERS: &[&str] = &[
+    "sslmode",
+    "ssl-mode",
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "application_name",
+    "options",
+];
+
 fn parse_url(url: &str) -> Result<PgConnectOptions, StoreError> {
+    // The query starts at the first `?` after the user part (whose password may hold one).
+    let after_userinfo = url.rfind('@').map_or(url, |at| &url[at + 1..]);
+    if let Some((_, query)) = after_userinfo.split_once('?') {
+        let query = query.split_once('#').map_or(query, |(q, _)| q);
+        for param in query.split('&').filter(|p| !p.is_empty()) {
+            let name = param.split_once('=').map_or(param, |(name, _)| name);
+            let known = KNOWN_PARAMETERS.contains(&name)
+                || (name.starts_with("options[") && name.ends_with(']'));
+            if !known {
+                // The name is not repeated either: a malformed URL can make it part of a secret.
+                return Err(StoreError::Other(format!(
+                    "the PostgreSQL URL has a parameter tessera does not know (known: {})",
+                    KNOWN_PARAMETERS.join(", ")
+                )));
+            }
+        }
+    }
     // The URL may hold a password: the error never repeats it.
     PgConnectOptions::from_str(url)
         .map(|o| {
@@ -153,6 +202,83 @@ fn parse_url(url: &str) -> Result<PgConnectOptions, StoreError> {
             }
         })
         .map_err(|_| StoreError::Other("the PostgreSQL URL is malformed".into()))
+}
+
+/// A failed first connection, naming the server (host and port, or the socket) and the cause:
+/// "cannot connect to PostgreSQL at 127.0.0.1:5432: Connection refused (os error 111)". The
+/// password and the URL's parameters are never part of it.
+fn connect_error(options: &PgConnectOptions, e: sqlx::Error) -> StoreError {
+    let at = match options.get_socket() {
+        Some(socket) => socket.display().to_string(),
+        None => format!("{}:{}", options.get_host(), options.get_port()),
+    };
+    match e {
+        sqlx::Error::Io(io) => {
+            StoreError::Unavailable(format!("cannot connect to PostgreSQL at {at}: {io}"))
+        }
+        other => match map_err(Op::Open, other) {
+            StoreError::Unavailable(why) => {
+                StoreError::Unavailable(format!("PostgreSQL at {at}: {why}"))
+            }
+            StoreError::Other(why) => StoreError::Other(format!("PostgreSQL at {at}: {why}")),
+            mapped => mapped,
+        },
+    }
+}
+
+/// A PostgreSQL URL fit for a log line or an error message: the password of the user part and
+/// the value of every query parameter whose name contains "pass" (`password`, `sslpassword`)
+/// become `***`. When the URL is ambiguous (an `@` that may belong to a password containing
+/// `/` or `?`), more is hidden rather than less. Everything else is kept, so that the operator
+/// sees which server and database are meant.
+pub fn redact_url(url: &str) -> String {
+    const HIDDEN: &str = "***";
+    let Some(scheme_end) = url.find("://") else {
+        return format!("{HIDDEN} (not a URL)");
+    };
+    let (scheme, rest) = (&url[..scheme_end + 3], &url[scheme_end + 3..]);
+    let mut out = String::from(scheme);
+    let after_userinfo = match rest.rfind('@') {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            let (user, has_password) = match userinfo.split_once(':') {
+                Some((user, _)) => (user, true),
+                None => (userinfo, false),
+            };
+            if user.contains(['/', '?', '#']) {
+                // The `@` is not where a user part ends: hide all of it.
+                out.push_str(HIDDEN);
+            } else {
+                out.push_str(user);
+                if has_password {
+                    out.push(':');
+                    out.push_str(HIDDEN);
+                }
+            }
+            out.push('@');
+            &rest[at + 1..]
+        }
+        None => rest,
+    };
+    let (path, query) = match after_userinfo.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (after_userinfo, None),
+    };
+    out.push_str(path);
+    if let Some(query) = query {
+        out.push('?');
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((name, _)) if name.to_ascii_lowercase().contains("pass") => {
+                    format!("{name}={HIDDEN}")
+                }
+                _ => param.to_owned(),
+            })
+            .collect();
+        out.push_str(&params.join("&"));
+    }
+    out
 }
 
 fn pool_options() -> PgPoolOptions {

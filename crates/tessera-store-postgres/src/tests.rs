@@ -63,3 +63,44 @@ fn every_migration_file_is_embedded() {
         assert_eq!(std::fs::read_to_string(file).unwrap(), sql, "{stem}");
     }
 }
+
+/// An unreachable server is reported at once with its address and the real cause, not as a
+/// pool time-out (which would say neither), and without the password.
+#[tokio::test]
+async fn an_unreachable_server_is_named_with_its_cause() {
+    // Port 1 on loopback: nothing listens there, the kernel refuses at once.
+    let err = PgStore::connect("postgres://postgres:s3cretpw@127.0.0.1:1/test?password=s3cretpw")
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(text.contains("127.0.0.1:1"), "{text}");
+    assert!(text.to_lowercase().contains("connection refused"), "{text}");
+    assert!(!text.contains("s3cretpw"), "{text}");
+}
+
+/// sqlx logs an unknown URL parameter with its value: such a URL is refused before sqlx sees
+/// it, and the error repeats neither the name nor the value.
+#[tokio::test]
+async fn unknown_url_parameters_are_refused_without_echo() {
+    for url in [
+        "postgres://u@127.0.0.1:1/db?sslpassword=s3cretpw",
+        "postgres://u@127.0.0.1:1/db?sslmode=disable&pasword=s3cretpw",
+    ] {
+        let err = PgStore::connect(url).await.unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, StoreError::Other(_)), "{err:?}");
+        assert!(text.contains("does not know"), "{text}");
+        assert!(
+            !text.contains("s3cretpw") && !text.contains("pasword"),
+            "{text}"
+        );
+    }
+    // Known ones pass on to the connection attempt (refused: nothing listens on port 1).
+    let err = PgStore::connect(
+        "postgres://u@127.0.0.1:1/db?sslmode=disable&password=x&options[search_path]=s",
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+}

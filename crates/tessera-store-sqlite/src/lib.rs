@@ -13,6 +13,7 @@
 mod decode;
 mod error;
 mod migrations;
+mod pause;
 
 use std::fs::{DirBuilder, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -75,8 +76,7 @@ impl SqliteStore {
             match SqliteStore::open_once(path).await {
                 Err(StoreError::Unavailable(_)) if attempt < 8 => {
                     attempt += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(25 * u64::from(attempt)))
-                        .await;
+                    pause::pause(std::time::Duration::from_millis(25 * u64::from(attempt))).await;
                 }
                 other => return other,
             }

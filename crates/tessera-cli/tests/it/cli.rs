@@ -620,6 +620,8 @@ fn user_commands_manage_accounts_in_the_servers_store() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let data = data.to_str().expect("utf-8");
+    let run = tessera(&["migrate", "--data-dir", data]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
     let run = tessera_stdin(
         &[
             "user",
@@ -657,21 +659,35 @@ fn user_commands_manage_accounts_in_the_servers_store() {
         "another good passphrase\n",
     );
     assert_eq!(dup.code, 2);
-    let list = tessera(&["user", "list", "--json", "--data-dir", data]);
-    let all: serde_json::Value = serde_json::from_str(&list.stdout).expect("json");
-    assert_eq!(all[0]["username"], "ada");
-    assert_eq!(all[0]["groups"][0], "ops");
-    assert!(!list.stdout.contains("argon2"));
-    for args in [
-        vec!["disable", "ada"],
-        vec!["enable", "ada"],
-        vec!["unlock", "ada"],
-    ] {
-        let mut full = vec!["user"];
-        full.extend(args.iter().copied());
-        full.extend(["--data-dir", data]);
-        assert_eq!(tessera(&full).code, 0, "{args:?}");
+    let ada = || {
+        let list = tessera(&["user", "list", "--json", "--data-dir", data]);
+        assert_eq!(list.code, 0, "{}", list.stderr);
+        assert!(!list.stdout.contains("argon2"));
+        let all: serde_json::Value = serde_json::from_str(&list.stdout).expect("json");
+        all[0].clone()
+    };
+    assert_eq!(ada()["username"], "ada");
+    assert_eq!(ada()["groups"][0], "ops");
+    assert_eq!(ada()["disabled"], false);
+    // Each command's effect, read back from the store (the effect on sign-in is checked
+    // against a running server in serve.rs).
+    for (command, disabled) in [("disable", true), ("enable", false)] {
+        let run = tessera(&["user", command, "ada", "--data-dir", data]);
+        assert_eq!(run.code, 0, "{command}: {}", run.stderr);
+        assert_eq!(ada()["disabled"], disabled, "after {command}");
     }
+    let run = tessera(&["user", "unlock", "ada", "--data-dir", data]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(ada()["failed_logins"], 0);
+    assert!(ada()["locked_until"].is_null());
+    // An unknown name is named.
+    let run = tessera(&["user", "disable", "nobody", "--data-dir", data]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("no user called \"nobody\""),
+        "{}",
+        run.stderr
+    );
     let set = tessera_stdin(
         &[
             "user",
@@ -736,6 +752,8 @@ fn serve_refuses_unsafe_or_invalid_configuration() {
 fn user_commands_apply_the_configured_password_rules() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
+    let run = tessera(&["migrate", "--data-dir", data.to_str().expect("utf-8")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
     let config = dir.path().join("c.toml");
     // A listen address `serve` would refuse must not make `user` fall back to default rules.
     std::fs::write(
@@ -779,6 +797,242 @@ fn tessera_log_sets_the_filter_and_is_not_a_config_key() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("unknown field"), "{stderr}");
     assert!(stderr.contains("behind_tls_proxy"), "{stderr}");
+}
+
+/// A token argument is used exactly as given: the compact serialization contains no
+/// whitespace (RFC 7515 §7.1), so whitespace around it is a rejection, not something trimmed.
+/// On standard input one line ending (`\n` or `\r\n`) is allowed, nothing more.
+#[test]
+fn token_whitespace_is_refused_except_one_line_ending_on_stdin() {
+    let s = Setup::new();
+    let token = s.sign("ec.jwk", &[]);
+    assert_eq!(s.verify(&token, &[]).code, 0);
+    for bad in [
+        format!(" {token}"),
+        format!("{token} "),
+        format!("{token}\n"),
+        format!("\t{token}"),
+        format!("{token}\r\n"),
+    ] {
+        assert_rejected(&s.verify(&bad, &[]), "whitespace around the token");
+        let run = tessera(&["token", "decode", &bad]);
+        assert_eq!(run.code, 1, "{bad:?}: {}", run.stderr);
+        assert!(run.stderr.contains("whitespace"), "{}", run.stderr);
+    }
+    let jwks = s.arg("jwks.json");
+    let verify_stdin = |stdin: &str| {
+        tessera_stdin(
+            &[
+                "token",
+                "verify",
+                "--jwks",
+                &jwks,
+                "--issuer",
+                ISS,
+                "--audience",
+                "api",
+                "-",
+            ],
+            stdin,
+        )
+    };
+    for good in [token.clone(), format!("{token}\n"), format!("{token}\r\n")] {
+        let run = verify_stdin(&good);
+        assert_eq!(run.code, 0, "{good:?}: {}", run.stderr);
+    }
+    for bad in [
+        format!("{token}\n\n"),
+        format!("{token} \n"),
+        format!(" {token}\n"),
+        format!("{token}\r"),
+        format!("{token}\n\r\n"),
+        format!("\n{token}"),
+    ] {
+        assert_rejected(&verify_stdin(&bad), "whitespace around the token");
+    }
+}
+
+#[test]
+fn help_says_what_tessera_is() {
+    let run = tessera(&["--help"]);
+    assert_eq!(run.code, 0);
+    assert!(
+        run.stdout.contains("authentication server"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("tessera migrate"), "{}", run.stdout);
+}
+
+/// Commands other than `serve` and `migrate` never create a database: a mistyped --data-dir
+/// is an error naming the path, not a new empty database.
+#[test]
+fn commands_refuse_a_missing_database() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let typo = dir.path().join("typo");
+    let typo_arg = typo.to_str().expect("utf-8");
+    for args in [
+        vec!["user", "list"],
+        vec!["user", "disable", "ada"],
+        vec!["user", "add", "ada", "--no-password"],
+        vec!["admin-token", "list"],
+        vec!["admin-token", "create", "--label", "x"],
+    ] {
+        let mut full = args.clone();
+        full.extend(["--data-dir", typo_arg]);
+        let run = tessera(&full);
+        assert_eq!(run.code, 2, "{args:?}");
+        assert!(
+            run.stderr
+                .contains(&typo.join("tessera.db").display().to_string())
+                && run.stderr.contains("tessera migrate"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(!typo.exists(), "{args:?} created {}", typo.display());
+    }
+    // sqlite://PATH too.
+    let url = format!("sqlite://{}", typo.join("x.db").display());
+    let run = tessera(&["user", "list", "--database", &url]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("no database at"), "{}", run.stderr);
+    // `migrate` creates it, after which the commands work.
+    let run = tessera(&["migrate", "--data-dir", typo_arg]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = tessera(&["user", "list", "--data-dir", typo_arg]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+#[test]
+fn a_data_dir_that_is_a_file_is_named_as_such() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("file");
+    std::fs::write(&file, "not a directory").expect("write");
+    let file_arg = file.to_str().expect("utf-8");
+    for args in [
+        vec!["migrate"],
+        vec!["serve", "--listen", "127.0.0.1:0"],
+        vec!["user", "list"],
+    ] {
+        let mut full = args.clone();
+        full.extend(["--data-dir", file_arg]);
+        let run = tessera(&full);
+        assert_eq!(run.code, 2, "{args:?}");
+        assert!(
+            run.stderr
+                .contains(&format!("{file_arg} is not a directory")),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(&file).expect("read"),
+        "not a directory"
+    );
+}
+
+/// `user add` with a taken name says so before asking for a password (here: before failing
+/// for the lack of one, as it would without a terminal).
+#[test]
+fn user_add_names_a_taken_name_before_asking_for_a_password() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("utf-8");
+    assert_eq!(tessera(&["migrate", "--data-dir", data]).code, 0);
+    let run = tessera(&["user", "add", "ada", "--no-password", "--data-dir", data]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for args in [
+        vec!["user", "add", "ada"],
+        vec!["user", "add", "ADA", "--password-stdin"],
+    ] {
+        let mut full = args.clone();
+        full.extend(["--data-dir", data]);
+        let run = tessera(&full);
+        assert_eq!(run.code, 2, "{args:?}");
+        assert!(
+            run.stderr.contains("the user name ada is taken"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    // And set-password names an unknown account before asking.
+    let run = tessera(&["user", "set-password", "bob", "--data-dir", data]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("no user called"), "{}", run.stderr);
+}
+
+#[test]
+fn user_list_columns_align() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("utf-8");
+    assert_eq!(tessera(&["migrate", "--data-dir", data]).code, 0);
+    let long = "a-rather-long-user-name-of-40-characters";
+    for (name, extra) in [
+        ("al", vec!["--email", "al@example.com"]),
+        (long, vec!["--admin"]),
+    ] {
+        let mut args = vec!["user", "add", name, "--no-password", "--data-dir", data];
+        args.extend(extra);
+        let run = tessera(&args);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    let run = tessera(&["user", "list", "--data-dir", data]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", run.stdout);
+    // Every cell starts at its heading's offset, right after a space.
+    let header = lines[0];
+    for column in ["ROLE", "STATE", "FAILED", "EMAIL"] {
+        let at = header.find(column).expect("heading");
+        for line in &lines[1..] {
+            if column == "EMAIL" && line.len() <= at {
+                continue; // no email: the line ends before the column
+            }
+            let bytes = line.as_bytes();
+            assert!(
+                bytes.get(at - 1) == Some(&b' ') && bytes.get(at).is_some_and(|b| *b != b' '),
+                "{column} misaligned:\n{}",
+                run.stdout
+            );
+        }
+    }
+    let email_at = header.find("EMAIL").expect("EMAIL");
+    assert!(
+        lines[1..]
+            .iter()
+            .any(|l| l.get(email_at..) == Some("al@example.com"))
+    );
+}
+
+/// An unreachable PostgreSQL is named (host, port, cause) at once, and no line shows the
+/// password, whichever way the URL carries it, even with every log enabled.
+#[test]
+fn an_unreachable_postgres_is_named_without_its_password() {
+    // Port 1 on loopback: nothing listens, the connection is refused at once.
+    let url = "postgres://postgres:s3cretpw@127.0.0.1:1/test?password=s3cretpw";
+    for args in [
+        vec!["user", "list"],
+        vec!["migrate"],
+        vec!["serve", "--listen", "127.0.0.1:0"],
+    ] {
+        let mut full = args.clone();
+        full.extend(["--database", url]);
+        let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(&full)
+            .env("TESSERA_LOG", "trace")
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("127.0.0.1:1") && stderr.contains("Connection refused"),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("s3cretpw") && !stdout.contains("s3cretpw"),
+            "{args:?}: {stderr}"
+        );
+    }
 }
 
 #[test]

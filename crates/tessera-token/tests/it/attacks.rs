@@ -226,21 +226,88 @@ fn base64url_must_be_strict_in_every_part() {
             );
         }
     }
-    // Non-canonical trailing bits: "eyJ" and "eyI" could decode alike under a lax decoder.
-    let sig = parts[2];
-    let last = sig.chars().last().expect("char");
-    let tweaked = match last {
-        'A' => 'B',
-        _ => 'A',
+    // Non-canonical trailing bits (RFC 4648 §3.5): a segment whose length is not a multiple of
+    // 4 ends in a character carrying unused low bits, which a lax decoder ignores, so two
+    // texts decode to the same bytes. Each segment is given set trailing bits and the token
+    // is signed over exactly that text, so the trailing bits are the only fault and must be
+    // named (not a bad signature).
+    let (head, payload) = (with_unused_bits(&header(&hs)), with_unused_bits(&claims()));
+    for part in [Part::Header, Part::Payload, Part::Signature] {
+        let mut segments = [b64::encode(&head), b64::encode(&payload), String::new()];
+        let index = match part {
+            Part::Header => 0,
+            Part::Payload => 1,
+            Part::Signature => 2,
+        };
+        if part != Part::Signature {
+            segments[index] = with_trailing_bits(&segments[index]);
+        }
+        let input = format!("{}.{}", segments[0], segments[1]);
+        let sig = b64::encode(hs.sign(input.as_bytes()).expect("sign"));
+        // HS256: 32 bytes are 43 characters, whose last one has 2 unused bits.
+        segments[2] = if part == Part::Signature {
+            with_trailing_bits(&sig)
+        } else {
+            sig
+        };
+        let token = segments.join(".");
+        assert_eq!(
+            verify(&token).unwrap_err(),
+            Error::Base64 { part },
+            "{part}: {token}"
+        );
+    }
+}
+
+/// `json` (an object) with a padding member that makes its length 1 more than a multiple of 3,
+/// so that its base64url form ends in a character with 4 unused bits.
+fn with_unused_bits(json: &str) -> String {
+    let body = json.strip_suffix('}').expect("an object");
+    (0..3)
+        .map(|n| format!(r#"{body},"pad":"{}"}}"#, "a".repeat(n)))
+        .find(|padded| padded.len() % 3 == 1)
+        .expect("one of three lengths")
+}
+
+/// `segment` (canonical unpadded base64url, length not a multiple of 4) with the unused low
+/// bits of its last character set: the same bytes to a lax decoder, refused by a strict one.
+fn with_trailing_bits(segment: &str) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let unused = match segment.len() % 4 {
+        2 => 0b1111,
+        3 => 0b11,
+        other => panic!("a segment of length {other} mod 4 has no unused bits"),
     };
-    let token = format!(
-        "{}.{}.{}{}",
-        parts[0],
-        parts[1],
-        &sig[..sig.len() - 1],
-        tweaked
+    let last = *segment.as_bytes().last().expect("non-empty");
+    let value = ALPHABET.iter().position(|&c| c == last).expect("base64url");
+    assert_eq!(
+        value & unused,
+        0,
+        "canonical input has no trailing bits set"
     );
-    assert!(verify(&token).is_err());
+    let mut out = segment[..segment.len() - 1].to_owned();
+    out.push(char::from(ALPHABET[value | unused]));
+    // The property that makes it an attack: the bytes are unchanged for a lax decoder.
+    assert_eq!(lax_decode(&out), lax_decode(segment));
+    out
+}
+
+/// A deliberately lax base64url decoder (ignores unused trailing bits), for the test above.
+fn lax_decode(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut bits = 0u32;
+    let mut count = 0;
+    let mut out = Vec::new();
+    for c in text.bytes() {
+        let v = ALPHABET.iter().position(|&a| a == c).expect("base64url");
+        bits = (bits << 6) | u32::try_from(v).expect("6 bits");
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push(u8::try_from((bits >> count) & 0xff).expect("byte"));
+        }
+    }
+    out
 }
 
 #[test]

@@ -63,6 +63,7 @@ fn check(path: &Path, v: &Value) {
 fn rfc7515_appendix_a() {
     let all = vectors("rfc7515");
     assert_eq!(all.len(), 5);
+    let (mut checked, mut refused) = (0, 0);
     for (path, v) in &all {
         if v["expect"] == "reject" {
             // A.5: the unsecured JWS must be refused with any key.
@@ -80,28 +81,43 @@ fn rfc7515_appendix_a() {
                 jws::verify(token, &key, &Limits::default()),
                 Err(Error::AlgorithmNone)
             );
+            refused += 1;
         } else {
             check(path, v);
+            checked += 1;
         }
     }
+    // A.1-A.4 verified and re-signed, A.5 refused: a vector file that stops matching either
+    // branch (a renamed field, a lost file) fails here instead of passing unseen.
+    assert_eq!((checked, refused), (4, 1));
 }
 
 #[test]
 fn rfc7520_section_4() {
     let all = vectors("rfc7520");
     assert_eq!(all.len(), 4);
+    let mut checked = 0;
     for (path, v) in &all {
         check(path, v);
+        checked += 1;
     }
+    assert_eq!(checked, 4);
 }
 
 #[test]
 fn rfc8037_ed25519() {
+    let mut checked = 0;
     for (path, v) in vectors("rfc8037") {
         if v.get("token").is_some() {
             check(&path, &v);
+            checked += 1;
         }
     }
+    // A.4, the one signature vector of RFC 8037 (A.3 is a thumbprint, checked below).
+    assert_eq!(
+        checked, 1,
+        "RFC 8037 A.4 not found in tests/vectors/rfc8037"
+    );
 }
 
 #[test]
