@@ -49,7 +49,8 @@ pub(crate) fn run(cmd: AdminTokenCommand) -> Result<()> {
         let now = SystemClock.now();
         match cmd {
             AdminTokenCommand::Create { label, .. } => {
-                let (token, record) = admin::create_token(store, &label, now).await?;
+                let seal = admin::AdminTokenSeal::load(store).await?;
+                let (token, record) = admin::create_token(store, &seal, &label, now).await?;
                 println!("{}", token.expose());
                 eprintln!(
                     "admin token {} ({}) created; it is shown only this once",

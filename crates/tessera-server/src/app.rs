@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use tessera_domain::admin::AdminToken;
+use tessera_domain::admin::{AdminToken, AdminTokenSeal};
 use tessera_domain::clock::{Clock, UnixTime};
 use tessera_domain::session::CookieSeal;
 use tessera_domain::store::Store;
@@ -30,6 +30,9 @@ struct Inner {
     config: ServerConfig,
     sessions: SessionCache,
     seal: CookieSeal,
+    admin_seal: AdminTokenSeal,
+    /// Whether an untagged (first-format) admin token was accepted yet: said once per process.
+    untagged_admin_seen: std::sync::atomic::AtomicBool,
     throttle: Throttle,
 }
 
@@ -40,7 +43,8 @@ const BOOTSTRAP_MARKER: &str = "bootstrap-admin-done";
 const COOKIE_SEAL_SECRET: &str = "session-cookie-seal";
 
 impl AppState {
-    /// Builds the state: fetches (or creates, once for all nodes) the cookie-seal key.
+    /// Builds the state: fetches (or creates, once for all nodes) the cookie-seal and
+    /// admin-token-seal keys.
     pub async fn new(
         config: ServerConfig,
         store: Arc<dyn Store>,
@@ -51,6 +55,7 @@ impl AppState {
         let _ = crate::metrics::handle();
         let candidate = tessera_domain::random::bytes::<32>();
         let key = store.server_secret(COOKIE_SEAL_SECRET, &candidate).await?;
+        let admin_seal = AdminTokenSeal::load(store.as_ref()).await?;
         // Before the first sign-in: unknown names cost what the stored hashes cost.
         if let Err(e) = passwords.mirror_stored_cost(store.as_ref()).await {
             tracing::warn!(error = %e, "could not match the dummy hash to the stored cost");
@@ -64,6 +69,8 @@ impl AppState {
                 ),
                 throttle: Throttle::new(&config.throttle, clock.clone()),
                 seal: CookieSeal::new(&key),
+                admin_seal,
+                untagged_admin_seen: std::sync::atomic::AtomicBool::new(false),
                 store,
                 clock,
                 passwords,
@@ -95,6 +102,18 @@ impl AppState {
 
     pub(crate) fn seal(&self) -> &CookieSeal {
         &self.inner.seal
+    }
+
+    pub(crate) fn admin_seal(&self) -> &AdminTokenSeal {
+        &self.inner.admin_seal
+    }
+
+    /// True the first time this process accepts an untagged admin token, false afterwards.
+    pub(crate) fn first_untagged_admin_token(&self) -> bool {
+        !self
+            .inner
+            .untagged_admin_seen
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(crate) fn throttle(&self) -> &Throttle {
@@ -144,7 +163,8 @@ impl AppState {
             return Ok(None);
         }
         let (token, _) =
-            tessera_domain::admin::create_token(store, "bootstrap", self.now()).await?;
+            tessera_domain::admin::create_token(store, self.admin_seal(), "bootstrap", self.now())
+                .await?;
         Ok(Some(token))
     }
 }

@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 use serde::de::DeserializeOwned;
 use tessera_domain::account::Role;
-use tessera_domain::admin::AdminToken;
+use tessera_domain::admin::Presented;
 use tessera_domain::session::TokenHash;
 
 use crate::app::AppState;
@@ -134,11 +134,11 @@ impl FromRequestParts<AppState> for Admin {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         if let Some(auth) = parts.headers.get(header::AUTHORIZATION) {
-            let token = auth
+            let presented = auth
                 .to_str()
                 .ok()
                 .and_then(|v| v.strip_prefix("Bearer "))
-                .and_then(AdminToken::parse)
+                .and_then(|t| state.admin_seal().open(t))
                 .ok_or_else(|| ApiError::new(Code::InvalidToken, "malformed admin bearer token"))?;
             // Well-formed guesses reach the store only while their address has failed fewer
             // than a few lookups this minute (OWASP ASVS 5.0 V6.3.1: anti-automation).
@@ -149,7 +149,24 @@ impl FromRequestParts<AppState> for Admin {
                     "too many unknown admin tokens from this address",
                 ));
             }
-            if state.store().admin_token_exists(&token.hash()).await? {
+            let (token, untagged) = match presented {
+                Presented::Sealed(token) => (Some(token), false),
+                Presented::Untagged(token) => (Some(token), true),
+                // A wrong tag is refused before any lookup, as forged cookies are, and
+                // answered and counted exactly like an unknown token.
+                Presented::BadTag => (None, false),
+            };
+            if let Some(token) = token
+                && state.store().admin_token_exists(&token.hash()).await?
+            {
+                if untagged && state.first_untagged_admin_token() {
+                    tracing::warn!(
+                        id = %token.id(),
+                        "an admin token of the first, untagged format was used; it keeps \
+                         working, but re-creating it (`tessera admin-token create`) gives one \
+                         that the server can refuse unlooked-up when forged"
+                    );
+                }
                 return Ok(Admin {
                     label: "admin-token".into(),
                 });

@@ -8,10 +8,11 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, StatusCode, header};
+use tessera_domain::admin::{self, AdminTokenRecord, AdminTokenSeal, Presented};
 use tessera_server::{Cidr, ServerConfig, Transport};
 use tower::ServiceExt;
 
-use crate::harness::{Harness, PASSWORD, Reply, harness, harness_with};
+use crate::harness::{ClockExt, Harness, PASSWORD, Reply, harness, harness_with};
 
 /// A JSON sign-in as it arrives from `peer`, with the given `X-Forwarded-For` lines.
 fn login_request(peer: &str, xff: &[&str], username: &str, password: &str) -> Request<Body> {
@@ -413,4 +414,124 @@ async fn requests_within_the_limits_are_served_with_the_peer_address() {
             .unwrap();
     assert!(second.starts_with("HTTP/1.1 429"), "{second}");
     stop.send(()).unwrap();
+}
+
+/// A bearer request to the admin API from `peer`.
+fn admin_request(peer: &str, token: &str) -> Request<Body> {
+    let mut r = Request::builder()
+        .uri("/admin/api/users")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
+    r.extensions_mut()
+        .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+    r
+}
+
+/// A well-formed tagged admin token with a wrong tag (issue 7, item 8) is refused before any
+/// store lookup, answered exactly like an unknown token and counted by the per-address gate.
+#[tokio::test]
+async fn forged_tagged_admin_tokens_never_reach_the_store() {
+    let h = harness().await;
+    let seal = AdminTokenSeal::load(h.store.as_ref()).await.unwrap();
+    // Well-formed, with the right tag, but never stored: only a lookup can refuse it.
+    let unstored = seal.generate().expose().to_owned();
+    let unknown = h.send(admin_request("192.0.2.1:1", &unstored)).await;
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED, "{}", unknown.body);
+    // The same shape under another deployment's key, and a random tag.
+    let other = AdminTokenSeal::new(&[1u8; 32]).generate().expose().to_owned();
+    let random = format!(
+        "tsa_v2.{}.{}",
+        tessera_token::b64::encode([5u8; 32]),
+        tessera_token::b64::encode([6u8; 16])
+    );
+    let mut forged = vec![other, random];
+    // And the real bootstrap token with each tag character changed.
+    let real = h.admin_token.clone();
+    assert!(real.starts_with("tsa_v2."), "{real}");
+    let tag_at = real.rfind('.').unwrap() + 1;
+    for i in tag_at..real.len() {
+        let mut bytes = real.clone().into_bytes();
+        // 'A' and 'Q' keep the last character canonical (its low four bits are zero).
+        bytes[i] = if bytes[i] == b'A' { b'Q' } else { b'A' };
+        forged.push(String::from_utf8(bytes).unwrap());
+    }
+
+    // Every connection closed: a lookup would now answer 503.
+    h.close_store().await;
+    let r = h.send(admin_request("192.0.2.2:1", &unstored)).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    for (i, token) in forged.iter().enumerate() {
+        // A fresh address each, so that the gate does not answer for the tag check.
+        let peer = format!("198.51.100.{}:1", i + 1);
+        let r = h.send(admin_request(&peer, token)).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{token}: {}", r.body);
+        assert_eq!(r.body, unknown.body, "refused like an unknown token");
+        assert_eq!(
+            r.header("www-authenticate"),
+            unknown.header("www-authenticate")
+        );
+    }
+    // Counted by the gate like unknown tokens: the 11th forgery from one address waits.
+    let forgery = &forged[0];
+    for _ in 0..10 {
+        let r = h.send(admin_request("203.0.113.7:1", forgery)).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    }
+    let r = h.send(admin_request("203.0.113.7:1", forgery)).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+}
+
+/// Admin tokens made now carry the tag (`tsa_v2.<secret>.<tag>`) and work through the API;
+/// tokens of the first, untagged format (`tsa_` and 43 characters, in users' scripts) keep
+/// working, looked up behind the per-address gate.
+#[tokio::test]
+async fn tagged_and_untagged_admin_tokens_both_work() {
+    let h = harness().await;
+    assert!(h.admin_token.starts_with("tsa_v2."), "{}", h.admin_token);
+    assert_eq!(h.admin_token.len(), 73);
+    let r = h.send(admin_request("192.0.2.1:1", &h.admin_token)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let seal = AdminTokenSeal::load(h.store.as_ref()).await.unwrap();
+    let (made, _) = admin::create_token(h.store.as_ref(), &seal, "ci", h.clock.now_time())
+        .await
+        .unwrap();
+    let r = h.send(admin_request("192.0.2.1:1", made.expose())).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    // A token of the first format, stored as it was: SHA-256 of the whole text.
+    let old = format!("tsa_{}", tessera_token::b64::encode([42u8; 32]));
+    let Some(Presented::Untagged(parsed)) = seal.open(&old) else {
+        panic!("the untagged format is recognised");
+    };
+    h.store
+        .create_admin_token(&AdminTokenRecord {
+            hash: parsed.hash(),
+            label: "old script".into(),
+            created_at: h.clock.now_time(),
+        })
+        .await
+        .unwrap();
+    let r = h.send(admin_request("192.0.2.1:1", &old)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // It is what the gate is for: after failed guesses from its address, it waits too.
+    let guess = format!("tsa_{}", tessera_token::b64::encode([43u8; 32]));
+    for _ in 0..10 {
+        let r = h.send(admin_request("192.0.2.9:1", &guess)).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    }
+    let r = h.send(admin_request("192.0.2.9:1", &old)).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    // Revoked, it is refused at once.
+    let id = AdminTokenRecord {
+        hash: parsed.hash(),
+        label: String::new(),
+        created_at: h.clock.now_time(),
+    }
+    .id();
+    admin::revoke_token(h.store.as_ref(), &id, h.clock.now_time())
+        .await
+        .unwrap();
+    let r = h.send(admin_request("192.0.2.1:1", &old)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
 }
