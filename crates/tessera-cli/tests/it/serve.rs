@@ -377,7 +377,8 @@ fn admin_tokens_are_created_listed_and_revoked_at_once_on_a_running_server() {
     let (code, out, err) = admin_token(dir.path(), &["create", "--label", "ci deploy"]);
     assert_eq!(code, 0, "{err}");
     let token = out.trim().to_owned();
-    assert!(token.starts_with("tsa_") && token.len() == 47, "{out}");
+    // The tagged format (`tsa_v2.<secret>.<tag>`): the server checks the tag before a lookup.
+    assert!(token.starts_with("tsa_v2.") && token.len() == 73, "{out}");
     assert!(err.contains("shown only this once"), "{err}");
     let auth = format!("Bearer {token}");
     assert_eq!(users(&auth), 200);
@@ -513,6 +514,48 @@ fn user_commands_take_effect_on_sign_in() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(sign_in(port, PASSWORD), 401, "the old password");
     assert_eq!(sign_in(port, new), 200, "the new password");
+    server.stop();
+}
+
+/// A token made by the CLI before the server ever ran (the CLI writes the tag key first) is
+/// accepted by `serve`, which shares the key through the store; a copy with another tag is
+/// refused like an unknown token.
+#[test]
+fn a_cli_token_made_before_the_first_start_works_and_a_retagged_copy_does_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let migrated = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["migrate", "--data-dir", dir.path().to_str().expect("utf-8")])
+        .stdout(Stdio::null())
+        .status()
+        .expect("migrate");
+    assert!(migrated.success());
+    let (code, out, err) = admin_token(dir.path(), &["create", "--label", "before serve"]);
+    assert_eq!(code, 0, "{err}");
+    let token = out.trim().to_owned();
+    assert!(token.starts_with("tsa_v2.") && token.len() == 73, "{out}");
+    let server = start(dir.path());
+    let users = |token: &str| {
+        request(
+            server.port,
+            "GET",
+            "/admin/api/users",
+            &[("Authorization", &format!("Bearer {token}"))],
+            "",
+        )
+    };
+    let (status, _, body) = users(&token);
+    assert_eq!(status, 200, "{body}");
+    // The same secret with another well-formed tag ('A' and 'Q' keep the tag canonical).
+    let last = token.chars().last().expect("last");
+    let retagged = format!(
+        "{}{}",
+        &token[..token.len() - 1],
+        if last == 'A' { 'Q' } else { 'A' }
+    );
+    let (status, head, body) = users(&retagged);
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body, r#"{"error":"invalid_token"}"#);
+    assert!(head.to_ascii_lowercase().contains("www-authenticate"), "{head}");
     server.stop();
 }
 
