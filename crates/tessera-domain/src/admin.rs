@@ -174,7 +174,10 @@ impl AdminTokenRecord {
 
 /// The id of the token whose hash is `hash`: its first bytes in hex.
 fn id_of(hash: &[u8; 32]) -> String {
-    hash[..ID_BYTES].iter().map(|b| format!("{b:02x}")).collect()
+    hash[..ID_BYTES]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Bytes of the hash shown as a token's id.

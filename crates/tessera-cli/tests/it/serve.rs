@@ -555,7 +555,10 @@ fn a_cli_token_made_before_the_first_start_works_and_a_retagged_copy_does_not() 
     let (status, head, body) = users(&retagged);
     assert_eq!(status, 401, "{body}");
     assert_eq!(body, r#"{"error":"invalid_token"}"#);
-    assert!(head.to_ascii_lowercase().contains("www-authenticate"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("www-authenticate"),
+        "{head}"
+    );
     server.stop();
 }
 

@@ -290,7 +290,12 @@ async fn secrets_are_stored_only_as_hashes() {
     }
     // The admin tokens' secret part too (`tsa_v2.<secret>.<tag>`), whatever prefix they carry.
     for t in [&h.admin_token, &admin.expose().to_owned()] {
-        let secret = t.strip_prefix("tsa_v2.").unwrap().split('.').next().unwrap();
+        let secret = t
+            .strip_prefix("tsa_v2.")
+            .unwrap()
+            .split('.')
+            .next()
+            .unwrap();
         assert_eq!(secret.len(), 43, "{t}");
         for needle in encodings(secret) {
             assert!(!found(&needle), "an admin token's secret part is stored");

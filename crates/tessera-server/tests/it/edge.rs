@@ -439,7 +439,10 @@ async fn forged_tagged_admin_tokens_never_reach_the_store() {
     let unknown = h.send(admin_request("192.0.2.1:1", &unstored)).await;
     assert_eq!(unknown.status, StatusCode::UNAUTHORIZED, "{}", unknown.body);
     // The same shape under another deployment's key, and a random tag.
-    let other = AdminTokenSeal::new(&[1u8; 32]).generate().expose().to_owned();
+    let other = AdminTokenSeal::new(&[1u8; 32])
+        .generate()
+        .expose()
+        .to_owned();
     let random = format!(
         "tsa_v2.{}.{}",
         tessera_token::b64::encode([5u8; 32]),
