@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, StatusCode, header};
-use tessera_domain::admin::{self, AdminTokenRecord, AdminTokenSeal, Presented};
+use tessera_domain::admin::{self, AdminTokenRecord, AdminTokenSeal};
 use tessera_server::{Cidr, ServerConfig, Transport};
 use tower::ServiceExt;
 
@@ -504,12 +504,13 @@ async fn tagged_and_untagged_admin_tokens_both_work() {
 
     // A token of the first format, stored as it was: SHA-256 of the whole text.
     let old = format!("tsa_{}", tessera_token::b64::encode([42u8; 32]));
-    let Some(Presented::Untagged(parsed)) = seal.open(&old) else {
-        panic!("the untagged format is recognised");
-    };
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, old.as_bytes()).as_ref(),
+    );
     h.store
         .create_admin_token(&AdminTokenRecord {
-            hash: parsed.hash(),
+            hash,
             label: "old script".into(),
             created_at: h.clock.now_time(),
         })
@@ -527,7 +528,7 @@ async fn tagged_and_untagged_admin_tokens_both_work() {
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
     // Revoked, it is refused at once.
     let id = AdminTokenRecord {
-        hash: parsed.hash(),
+        hash,
         label: String::new(),
         created_at: h.clock.now_time(),
     }
