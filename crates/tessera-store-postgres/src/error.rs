@@ -1,62 +1,28 @@
-//! sqlx and PostgreSQL errors mapped onto `StoreError` by SQLSTATE. Messages name the failure,
-//! never a value: only PostgreSQL's primary message is kept (its DETAIL, which can quote a row's
-//! values, is dropped), and bound values never reach it.
+//! What only PostgreSQL's errors say: SQLSTATE codes and its constraint names. The rest of the
+//! mapping is `tessera_store_sql::error`. Only PostgreSQL's primary message is kept (its DETAIL,
+//! which can quote a row's values, is dropped), and bound values never reach it.
 
 use sqlx::error::DatabaseError;
-use sqlx::migrate::MigrateError;
 use tessera_domain::StoreError;
 
-/// What the failing call was doing, to name the conflict precisely.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Op {
-    Open,
-    Read,
-    Write,
-    CreateAccount,
-    CreateSession,
-    CreateAdminToken,
+/// The `table.column` of a unique violation, from the constraint names PostgreSQL gives the
+/// migrations' keys.
+pub(crate) fn unique_column(constraint: Option<&str>) -> Option<&'static str> {
+    Some(match constraint? {
+        "accounts_username_key" => "accounts.username",
+        "accounts_pkey" => "accounts.id",
+        "sessions_token_hash_key" => "sessions.token_hash",
+        "sessions_pkey" => "sessions.id",
+        "admin_tokens_pkey" => "admin_tokens.hash",
+        _ => return None,
+    })
 }
 
-/// Maps a sqlx error from a call doing `op`.
-pub(crate) fn map_err(op: Op, e: sqlx::Error) -> StoreError {
-    match e {
-        sqlx::Error::Database(db) => map_database(op, db.as_ref()),
-        sqlx::Error::Io(io) => StoreError::Unavailable(format!("database i/o: {}", io.kind())),
-        sqlx::Error::Tls(_) => StoreError::Unavailable("database TLS handshake failed".into()),
-        sqlx::Error::PoolTimedOut => {
-            StoreError::Unavailable("timed out waiting for a database connection".into())
-        }
-        sqlx::Error::PoolClosed => StoreError::Unavailable("the store is closed".into()),
-        sqlx::Error::Protocol(_) => {
-            StoreError::Unavailable("unexpected reply from the database server".into())
-        }
-        sqlx::Error::RowNotFound => StoreError::Corrupt("an expected row is missing".into()),
-        sqlx::Error::ColumnDecode { index, .. } => {
-            StoreError::Corrupt(format!("column {index} has an unexpected type"))
-        }
-        sqlx::Error::ColumnNotFound(name) => {
-            StoreError::Corrupt(format!("column {name} is missing (schema out of date?)"))
-        }
-        sqlx::Error::Decode(_) | sqlx::Error::ColumnIndexOutOfBounds { .. } => {
-            StoreError::Corrupt("a stored value could not be decoded".into())
-        }
-        sqlx::Error::Configuration(_) => {
-            StoreError::Other("the database configuration is invalid".into())
-        }
-        sqlx::Error::Migrate(m) => map_migrate_err(*m),
-        _ => StoreError::Other("unexpected database client error".into()),
-    }
-}
-
-fn map_database(op: Op, db: &dyn DatabaseError) -> StoreError {
+/// A database error by SQLSTATE.
+pub(crate) fn database_error(db: &dyn DatabaseError) -> StoreError {
     let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
     let msg = db.message();
     match code.as_str() {
-        "23505" => StoreError::Conflict(conflict(op, db.constraint())),
-        "23503" => StoreError::Conflict(match op {
-            Op::CreateSession => "no such account",
-            _ => "the row is referenced or refers to a missing row",
-        }),
         // Serialization failure, deadlock, lock not available, statement cancelled: retry.
         "40001" | "40P01" | "55P03" | "57014" => {
             StoreError::Unavailable(format!("database contention ({code}): {msg}"))
@@ -76,43 +42,5 @@ fn map_database(op: Op, db: &dyn DatabaseError) -> StoreError {
             StoreError::Unavailable(format!("database unavailable ({code}): {msg}"))
         }
         _ => StoreError::Other(format!("database error ({code}): {msg}")),
-    }
-}
-
-/// Names the uniqueness rule that was broken, from the constraint names in the migrations.
-fn conflict(op: Op, constraint: Option<&str>) -> &'static str {
-    match constraint {
-        Some("accounts_username_key") => "username taken",
-        Some("accounts_pkey") => "account id exists",
-        Some("sessions_token_hash_key") => "session token exists",
-        Some("sessions_pkey") => "session id exists",
-        Some("admin_tokens_pkey") => "admin token exists",
-        _ => match op {
-            Op::CreateAccount => "account exists",
-            Op::CreateSession => "session exists",
-            Op::CreateAdminToken => "admin token exists",
-            Op::Open | Op::Read | Op::Write => "duplicate value",
-        },
-    }
-}
-
-/// Maps a migration failure. A database changed by a newer tessera is refused, not touched.
-pub(crate) fn map_migrate_err(e: MigrateError) -> StoreError {
-    match e {
-        MigrateError::Execute(inner) => map_err(Op::Write, inner),
-        MigrateError::ExecuteMigration(inner, version) => match map_err(Op::Write, inner) {
-            StoreError::Other(m) => StoreError::Other(format!("migration {version} failed: {m}")),
-            mapped => mapped,
-        },
-        MigrateError::VersionMissing(v) => StoreError::Other(format!(
-            "the database has migration {v}, which this build does not know (a newer tessera?)"
-        )),
-        MigrateError::VersionMismatch(v) => StoreError::Corrupt(format!(
-            "migration {v} in the database differs from this build's"
-        )),
-        MigrateError::Dirty(v) => StoreError::Corrupt(format!(
-            "migration {v} failed part-way earlier; the database needs manual repair"
-        )),
-        other => StoreError::Other(format!("migration failed: {other}")),
     }
 }

@@ -5,6 +5,8 @@ use sqlx::Connection as _;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use tessera_domain::StoreError;
 
+use tessera_domain::store::{AccountStore as _, Store as _};
+
 use super::*;
 
 #[tokio::test]
@@ -62,7 +64,7 @@ async fn migrating_twice_is_harmless() {
         .fetch_all(&store.reader)
         .await
         .unwrap();
-    let expected: Vec<i64> = migrations::MIGRATIONS.iter().map(|m| m.0).collect();
+    let expected: Vec<i64> = MIGRATIONS.iter().map(|m| m.0).collect();
     assert_eq!(versions, expected);
     store.close().await;
 }
@@ -71,19 +73,7 @@ async fn migrating_twice_is_harmless() {
 #[test]
 fn every_migration_file_is_embedded() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    assert_eq!(files.len(), migrations::MIGRATIONS.len());
-    for (file, &(version, description, sql)) in files.iter().zip(migrations::MIGRATIONS) {
-        let stem = file.file_stem().unwrap().to_str().unwrap();
-        let (v, d) = stem.split_once('_').unwrap();
-        assert_eq!(v.parse::<i64>().unwrap(), version, "{stem}");
-        assert_eq!(d.replace('_', " "), description, "{stem}");
-        assert_eq!(std::fs::read_to_string(file).unwrap(), sql, "{stem}");
-    }
+    tessera_store_sql::migrations::check_embedded(&dir, MIGRATIONS).unwrap();
 }
 
 #[tokio::test]
@@ -104,7 +94,7 @@ async fn a_busy_database_is_unavailable() {
         .execute(&mut other)
         .await
         .unwrap_err();
-    let mapped = error::map_err(error::Op::Write, err);
+    let mapped = map_err(Op::Write)(err);
     assert!(
         matches!(&mapped, StoreError::Unavailable(m) if m.contains("busy")),
         "{mapped:?}"

@@ -1,8 +1,7 @@
 //! Rows into domain types. Every stored value is validated again on the way out (a value the
 //! domain would refuse is `Corrupt`), so no malformed row reaches the rules above.
 
-use sqlx::Row as _;
-use sqlx::sqlite::SqliteRow;
+use sqlx::{ColumnIndex, Database, Decode, Row, Type};
 use tessera_domain::StoreError;
 use tessera_domain::account::{Account, AccountId, Email, Group, Role, Username};
 use tessera_domain::admin::AdminTokenRecord;
@@ -10,13 +9,91 @@ use tessera_domain::audit::{AuditEvent, AuditKind};
 use tessera_domain::clock::UnixTime;
 use tessera_domain::session::{Session, SessionId, TokenHash};
 
-/// Reads column `name`, mapping a type mismatch to `Corrupt`.
-pub(crate) fn get<'r, T>(row: &'r SqliteRow, name: &str) -> Result<T, StoreError>
+/// The column types the schema uses, read by name from a row of either backend; a type
+/// mismatch (or a NULL where none may be) is `Corrupt`. The blanket impl below is the one place
+/// that names sqlx's decoding bounds: every row whose database decodes these types has it.
+pub trait Columns {
+    /// A non-null text column.
+    fn text(&self, name: &str) -> Result<String, StoreError>;
+    /// A nullable text column.
+    fn opt_text(&self, name: &str) -> Result<Option<String>, StoreError>;
+    /// A non-null integer column.
+    fn int(&self, name: &str) -> Result<i64, StoreError>;
+    /// A nullable integer column.
+    fn opt_int(&self, name: &str) -> Result<Option<i64>, StoreError>;
+    /// A boolean column.
+    fn flag(&self, name: &str) -> Result<bool, StoreError>;
+    /// A byte-string column.
+    fn bytes(&self, name: &str) -> Result<Vec<u8>, StoreError>;
+}
+
+fn try_get<'r, R, T>(row: &'r R, name: &str) -> Result<T, StoreError>
 where
-    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+    R: Row,
+    for<'a> &'a str: ColumnIndex<R>,
+    T: Decode<'r, R::Database> + Type<R::Database>,
 {
     row.try_get(name)
         .map_err(|_| StoreError::Corrupt(format!("column {name} has an unexpected value")))
+}
+
+impl<R> Columns for R
+where
+    R: Row,
+    for<'a> &'a str: ColumnIndex<R>,
+    String: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    i64: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    bool: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    Vec<u8>: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    R::Database: Database,
+{
+    fn text(&self, name: &str) -> Result<String, StoreError> {
+        try_get(self, name)
+    }
+    fn opt_text(&self, name: &str) -> Result<Option<String>, StoreError> {
+        try_get(self, name)
+    }
+    fn int(&self, name: &str) -> Result<i64, StoreError> {
+        try_get(self, name)
+    }
+    fn opt_int(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        try_get(self, name)
+    }
+    fn flag(&self, name: &str) -> Result<bool, StoreError> {
+        try_get(self, name)
+    }
+    fn bytes(&self, name: &str) -> Result<Vec<u8>, StoreError> {
+        try_get(self, name)
+    }
+}
+
+/// A Rust type read from one column (so that `get` infers which [`Columns`] method to call).
+pub trait FromColumn: Sized {
+    /// Reads column `name` of `row`.
+    fn read(row: &impl Columns, name: &str) -> Result<Self, StoreError>;
+}
+
+macro_rules! from_column {
+    ($($t:ty => $method:ident),* $(,)?) => {$(
+        impl FromColumn for $t {
+            fn read(row: &impl Columns, name: &str) -> Result<Self, StoreError> {
+                row.$method(name)
+            }
+        }
+    )*};
+}
+from_column!(
+    String => text,
+    Option<String> => opt_text,
+    i64 => int,
+    Option<i64> => opt_int,
+    bool => flag,
+    Vec<u8> => bytes,
+);
+
+/// Reads column `name` as the type the caller expects.
+pub fn get<T: FromColumn>(row: &impl Columns, name: &str) -> Result<T, StoreError> {
+    T::read(row, name)
 }
 
 fn corrupt(what: &str) -> StoreError {
@@ -24,7 +101,7 @@ fn corrupt(what: &str) -> StoreError {
 }
 
 /// A list of strings as a JSON array.
-pub(crate) fn json_list<S: AsRef<str>>(items: &[S]) -> String {
+pub fn json_list<S: AsRef<str>>(items: &[S]) -> String {
     serde_json::Value::Array(
         items
             .iter()
@@ -35,7 +112,7 @@ pub(crate) fn json_list<S: AsRef<str>>(items: &[S]) -> String {
 }
 
 /// Group names as a JSON array.
-pub(crate) fn groups_json(groups: &[Group]) -> String {
+pub fn groups_json(groups: &[Group]) -> String {
     json_list(&groups.iter().map(Group::as_str).collect::<Vec<_>>())
 }
 
@@ -44,7 +121,7 @@ fn parse_list(text: &str, what: &str) -> Result<Vec<String>, StoreError> {
 }
 
 /// An `accounts` row (see `ACCOUNT_COLUMNS`).
-pub(crate) fn account_from_row(row: &SqliteRow) -> Result<Account, StoreError> {
+pub fn account_from_row<R: Columns>(row: &R) -> Result<Account, StoreError> {
     let id: String = get(row, "id")?;
     let username: String = get(row, "username")?;
     let email: Option<String> = get(row, "email")?;
@@ -75,14 +152,14 @@ pub(crate) fn account_from_row(row: &SqliteRow) -> Result<Account, StoreError> {
 }
 
 /// A token hash column.
-pub(crate) fn token_hash(bytes: Vec<u8>) -> Result<TokenHash, StoreError> {
+pub fn token_hash(bytes: Vec<u8>) -> Result<TokenHash, StoreError> {
     <[u8; 32]>::try_from(bytes.as_slice())
         .map(TokenHash)
         .map_err(|_| corrupt("token hash"))
 }
 
 /// A `sessions` row (see `SESSION_COLUMNS`).
-pub(crate) fn session_from_row(row: &SqliteRow) -> Result<Session, StoreError> {
+pub fn session_from_row<R: Columns>(row: &R) -> Result<Session, StoreError> {
     let id: String = get(row, "id")?;
     let account_id: String = get(row, "account_id")?;
     let amr: String = get(row, "amr")?;
@@ -101,7 +178,7 @@ pub(crate) fn session_from_row(row: &SqliteRow) -> Result<Session, StoreError> {
 }
 
 /// An `audit` row.
-pub(crate) fn audit_from_row(row: &SqliteRow) -> Result<AuditEvent, StoreError> {
+pub fn audit_from_row<R: Columns>(row: &R) -> Result<AuditEvent, StoreError> {
     let kind: String = get(row, "kind")?;
     let account_id: Option<String> = get(row, "account_id")?;
     Ok(AuditEvent {
@@ -117,7 +194,7 @@ pub(crate) fn audit_from_row(row: &SqliteRow) -> Result<AuditEvent, StoreError> 
 }
 
 /// An `admin_tokens` row: the hash must be 32 bytes.
-pub(crate) fn admin_token_from_row(row: &SqliteRow) -> Result<AdminTokenRecord, StoreError> {
+pub fn admin_token_from_row<R: Columns>(row: &R) -> Result<AdminTokenRecord, StoreError> {
     let hash: Vec<u8> = get(row, "hash")?;
     Ok(AdminTokenRecord {
         hash: hash
