@@ -1175,6 +1175,61 @@ pub async fn sessions_create_conflicts_and_needs_an_account(store: Arc<dyn Store
     assert_eq!(store.sessions_of(&a.id).await.unwrap(), vec![s]);
 }
 
+/// Each broken uniqueness rule, and a session of a missing account, is a `Conflict` that says
+/// which rule it was, in the same words on every backend (the one error mapping of
+/// `tessera-store-sql`, fed by each backend's own way of naming the rule).
+pub async fn conflicts_name_the_broken_rule(store: Arc<dyn Store>) {
+    fn said(err: StoreError) -> &'static str {
+        match err {
+            StoreError::Conflict(what) => what,
+            other => panic!("not a conflict: {other:?}"),
+        }
+    }
+    let a = create(&*store, "rules").await;
+    let err = store
+        .create_account(
+            &new_account("rules", Role::User),
+            &AccountId::generate(),
+            None,
+            T0,
+        )
+        .await
+        .expect_err("same username");
+    assert_eq!(said(err), "username taken");
+    let err = store
+        .create_account(&new_account("other", Role::User), &a.id, None, T0)
+        .await
+        .expect_err("same id");
+    assert_eq!(said(err), "account id exists");
+    let s = open_session(&*store, &a.id, T0).await;
+    let same_token = Session {
+        token_hash: s.token_hash,
+        ..session(&a.id, T0.plus(1))
+    };
+    let err = store.create_session(&same_token).await.expect_err("token");
+    assert_eq!(said(err), "session token exists");
+    let same_id = Session {
+        id: s.id.clone(),
+        ..session(&a.id, T0.plus(2))
+    };
+    let err = store.create_session(&same_id).await.expect_err("id");
+    assert_eq!(said(err), "session id exists");
+    let orphan = session(&AccountId::generate(), T0);
+    let err = store.create_session(&orphan).await.expect_err("orphan");
+    assert_eq!(said(err), "no such account");
+    let record = AdminTokenRecord {
+        hash: [9u8; 32],
+        label: "one".to_owned(),
+        created_at: T0,
+    };
+    store.create_admin_token(&record).await.unwrap();
+    let err = store
+        .create_admin_token(&record)
+        .await
+        .expect_err("same hash");
+    assert_eq!(said(err), "admin token exists");
+}
+
 /// Audit events round-trip and `recent_audit` lists them newest first, up to the limit.
 pub async fn audit_appends_and_lists_newest_first(store: Arc<dyn Store>) {
     assert!(store.recent_audit(10).await.unwrap().is_empty());

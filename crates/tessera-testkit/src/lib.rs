@@ -121,6 +121,7 @@ macro_rules! store_conformance_tests {
             sessions_delete_all_of_an_account,
             sessions_expire_by_absolute_and_idle_timeout,
             sessions_create_conflicts_and_needs_an_account,
+            conflicts_name_the_broken_rule,
             audit_appends_and_lists_newest_first,
             audit_prune_keeps_recent_events,
             admin_tokens_are_stored_and_counted,

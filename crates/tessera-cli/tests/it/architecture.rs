@@ -209,6 +209,11 @@ fn forbidden() -> Vec<(&'static str, Vec<&'static str>, &'static str)> {
         ),
         (
             "tessera-store-postgres",
+            stores.clone(),
+            "a store knows no HTTP and no server",
+        ),
+        (
+            "tessera-store-sql",
             stores,
             "a store knows no HTTP and no server",
         ),
@@ -252,9 +257,49 @@ fn dependency_rules_hold() {
     for store in ["tessera-store-sqlite", "tessera-store-postgres"] {
         for dep in graph.direct_names(store, Kind::Normal) {
             assert!(
-                STORE_DEPENDENCIES.contains(&dep.as_str()),
+                STORE_DEPENDENCIES.contains(&dep.as_str()) || dep == "tessera-store-sql",
                 "{store} depends on {dep} directly: a store depends on tessera-domain and \
                  sqlx only (ARCHITECTURE.md)"
+            );
+        }
+    }
+    for dep in graph.direct_names("tessera-store-sql", Kind::Normal) {
+        assert!(
+            STORE_DEPENDENCIES.contains(&dep.as_str()),
+            "tessera-store-sql depends on {dep} directly: the SQL layer depends on \
+             tessera-domain and sqlx only (ARCHITECTURE.md)"
+        );
+    }
+    // The SQL layer names no driver: each backend crate enables its own sqlx feature.
+    // (`cargo metadata` unifies features across the workspace, so the manifest is what says
+    // what this crate asks for.)
+    let sql_layer = graph
+        .packages
+        .iter()
+        .find(|p| p["name"] == "tessera-store-sql" && p["source"].is_null())
+        .expect("tessera-store-sql");
+    for dep in sql_layer["dependencies"].as_array().expect("dependencies") {
+        if dep["name"] == "sqlx" {
+            for feature in dep["features"].as_array().expect("features") {
+                let feature = feature.as_str().expect("feature");
+                assert!(
+                    !["sqlite", "sqlite-bundled", "postgres", "mysql", "any"]
+                        .iter()
+                        .any(|driver| feature.starts_with(driver)),
+                    "tessera-store-sql enables sqlx's {feature}: the SQL layer names no \
+                     driver (ARCHITECTURE.md)"
+                );
+            }
+        }
+    }
+    // Only the backend crates (and the composition root through them) use the SQL layer.
+    for krate in graph.workspace() {
+        if !["tessera-store-sqlite", "tessera-store-postgres"].contains(&krate.as_str()) {
+            assert!(
+                !graph
+                    .direct_names(&krate, Kind::Normal)
+                    .contains("tessera-store-sql"),
+                "{krate} depends on tessera-store-sql: only the backend crates do (ARCHITECTURE.md)"
             );
         }
     }
