@@ -34,7 +34,8 @@ fn name(text: &str) -> Username {
     Username::parse(text).expect("valid username")
 }
 
-fn new_account(username: &str, role: Role) -> NewAccount {
+/// A `NewAccount` named `username` (a valid name) with no email and no groups.
+pub fn new_account(username: &str, role: Role) -> NewAccount {
     NewAccount {
         username: name(username),
         email: None,

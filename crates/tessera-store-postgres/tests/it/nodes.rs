@@ -3,21 +3,13 @@
 
 use std::sync::Arc;
 
-use tessera_domain::account::{AccountId, NewAccount, Role, Username};
+use tessera_domain::account::{AccountId, Role};
 use tessera_domain::clock::UnixTime;
 use tessera_domain::store::{AccountStore as _, SecretStore as _};
 use tessera_store_postgres::PgStore;
+use tessera_testkit::conformance::new_account;
 
 use crate::{database_url, in_fresh_schemas};
-
-fn new_account(name: &str) -> NewAccount {
-    NewAccount {
-        username: Username::parse(name).unwrap(),
-        email: None,
-        groups: Vec::new(),
-        role: Role::User,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_share_state_and_count_failures_together() {
@@ -39,7 +31,7 @@ async fn three_nodes(schema: &str) {
     ];
     let id = AccountId::generate();
     nodes[0]
-        .create_account(&new_account("shared"), &id, None, UnixTime(1))
+        .create_account(&new_account("shared", Role::User), &id, None, UnixTime(1))
         .await
         .unwrap();
     let mut tasks = Vec::new();
@@ -90,7 +82,7 @@ async fn two_schemas(s1: &str, s2: &str) {
         .unwrap();
     assert_eq!(one.schema(), Some(s1));
     one.create_account(
-        &new_account("only-in-one"),
+        &new_account("only-in-one", Role::User),
         &AccountId::generate(),
         None,
         UnixTime(1),

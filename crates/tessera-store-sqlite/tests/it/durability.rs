@@ -7,24 +7,16 @@ use std::time::{Duration, Instant};
 
 use sqlx::Connection as _;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
-use tessera_domain::account::{AccountId, NewAccount, Role, Username};
+use tessera_domain::account::{AccountId, Role};
 use tessera_domain::clock::UnixTime;
 use tessera_domain::store::AccountStore as _;
 use tessera_store_sqlite::SqliteStore;
+use tessera_testkit::conformance::new_account;
 
 /// Set (to a database path) when this test binary is re-run as the crashing writer.
 const CHILD_ENV: &str = "TESSERA_SQLITE_CRASH_CHILD_DB";
 /// The line prefix the child prints after each committed account.
 const COMMITTED: &str = "committed ";
-
-fn new_account(name: &str) -> NewAccount {
-    NewAccount {
-        username: Username::parse(name).unwrap(),
-        email: None,
-        groups: Vec::new(),
-        role: Role::User,
-    }
-}
 
 async fn integrity_check(path: &Path) -> String {
     let mut conn = SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(path))
@@ -45,7 +37,12 @@ async fn a_second_store_on_the_same_file_sees_committed_accounts() {
     let first = SqliteStore::open(&path).await.unwrap();
     let id = AccountId::generate();
     let created = first
-        .create_account(&new_account("persisted"), &id, None, UnixTime(1))
+        .create_account(
+            &new_account("persisted", Role::User),
+            &id,
+            None,
+            UnixTime(1),
+        )
         .await
         .unwrap();
     // While the first is still open (another process, say) ...
@@ -76,7 +73,7 @@ async fn crash_child_writer() {
         let name = format!("crash{i}");
         store
             .create_account(
-                &new_account(&name),
+                &new_account(&name, Role::User),
                 &AccountId::generate(),
                 None,
                 UnixTime(i),
