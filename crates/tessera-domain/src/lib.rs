@@ -11,6 +11,7 @@ pub mod account;
 pub mod accounts;
 pub mod admin;
 pub mod audit;
+pub mod change;
 pub mod clock;
 pub mod credential;
 pub mod error;

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use crate::account::{Account, AccountId, NewAccount, Username};
 use crate::admin::AdminTokenRecord;
 use crate::audit::AuditEvent;
+use crate::change::ChangeRecord;
 use crate::clock::UnixTime;
 use crate::credential::password::PasswordHash;
 use crate::error::StoreError;
@@ -221,10 +222,27 @@ pub trait LoginStore: Send + Sync {
     ) -> StoreResult<Option<Vec<TokenHash>>>;
 }
 
+/// The change feed (see [`crate::change`]). Every write that revokes a session, changes or
+/// deletes an account, or revokes an admin token appends its [`crate::change::Change`] in the
+/// same transaction, and only when it changed something. Positions are strictly increasing in
+/// commit order: a reader that saw position `p` misses nothing by asking for what follows `p`.
+#[async_trait]
+pub trait ChangeStore: Send + Sync {
+    /// Up to `limit` changes after `position`, in position order. A malformed stored change is
+    /// `Corrupt`.
+    async fn changes_since(&self, position: u64, limit: u32) -> StoreResult<Vec<ChangeRecord>>;
+
+    /// The position of the newest change (0 when there is none): where a new reader starts.
+    async fn latest_change_position(&self) -> StoreResult<u64>;
+
+    /// Deletes the changes before `position`; returns how many.
+    async fn prune_changes(&self, before: u64) -> StoreResult<u64>;
+}
+
 /// Everything the server needs from storage.
 #[async_trait]
 pub trait Store:
-    AccountStore + SessionStore + AuditStore + LoginStore + AdminTokenStore + SecretStore
+    AccountStore + SessionStore + AuditStore + LoginStore + AdminTokenStore + SecretStore + ChangeStore
 {
     /// Checks the database answers (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;

@@ -29,8 +29,10 @@ use tessera_store_sql::migrations::{Migrations, migrator};
 use tessera_store_sql::{Backend, Op};
 
 /// `(version, description, sql)` of every migration in `migrations/`, in order.
-pub(crate) const MIGRATIONS: Migrations =
-    &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+pub(crate) const MIGRATIONS: Migrations = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (2, "changes", include_str!("../migrations/0002_changes.sql")),
+];
 
 /// Connections per node.
 const MAX_CONNECTIONS: u32 = 10;
@@ -300,6 +302,17 @@ impl Backend for PgStore {
            AND split_part(password_hash, '$', 4) <> '' \
          GROUP BY split_part(password_hash, '$', 4) \
          ORDER BY n DESC, split_part(password_hash, '$', 4) COLLATE \"C\"";
+
+    // Identity values are handed out at insert, but transactions commit in any order: a reader
+    // at position N could miss a lower position committed after it read. Every change-producing
+    // transaction therefore takes one transaction-scoped advisory lock right before appending
+    // its change and holds it to its commit; the next one draws its position only after that
+    // commit is visible, so positions become visible in increasing order. The key is an
+    // arbitrary constant ("tessera" in ASCII) that nothing else uses.
+    const CHANGE_LOCK_SQL: Option<&'static str> =
+        Some("SELECT pg_advisory_xact_lock(32762643830108769)");
+    // Delivered at commit, to every node LISTENing on the channel (never for a rollback).
+    const CHANGE_NOTIFY_SQL: Option<&'static str> = Some("SELECT pg_notify('tessera_changes', '')");
 
     fn writer(&self) -> &PgPool {
         &self.pool

@@ -6,6 +6,7 @@ use tessera_domain::StoreError;
 use tessera_domain::account::{Account, AccountId, Email, Group, Role, Username};
 use tessera_domain::admin::AdminTokenRecord;
 use tessera_domain::audit::{AuditEvent, AuditKind};
+use tessera_domain::change::{Change, ChangeRecord};
 use tessera_domain::clock::UnixTime;
 use tessera_domain::session::{Session, SessionId, TokenHash};
 
@@ -202,5 +203,16 @@ pub fn admin_token_from_row<R: Columns>(row: &R) -> Result<AdminTokenRecord, Sto
             .map_err(|_| corrupt("admin token hash length"))?,
         label: get(row, "label")?,
         created_at: UnixTime(get(row, "created_at")?),
+    })
+}
+
+/// A `changes` row (`position, kind, subject`).
+pub fn change_from_row<R: Columns>(row: &R) -> Result<ChangeRecord, StoreError> {
+    let position = row.int("position")?;
+    let kind = row.text("kind")?;
+    let subject = row.bytes("subject")?;
+    Ok(ChangeRecord {
+        position: u64::try_from(position).map_err(|_| corrupt("change position"))?,
+        change: Change::parse(&kind, &subject).ok_or_else(|| corrupt("change"))?,
     })
 }

@@ -52,6 +52,13 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// most used first, then by params in byte order.
     const PASSWORD_PARAMS_SQL: &'static str;
 
+    /// Run in a change-producing transaction just before its change is appended, so that such
+    /// transactions commit in position order (`None` where writers are serialized anyway).
+    const CHANGE_LOCK_SQL: Option<&'static str>;
+
+    /// Run after a change is appended, in the same transaction, to wake listeners at commit.
+    const CHANGE_NOTIFY_SQL: Option<&'static str>;
+
     /// The pool that writes (on SQLite one connection, so writers in a process queue).
     fn writer(&self) -> &sqlx::Pool<Self::Db>;
 

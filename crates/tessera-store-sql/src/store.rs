@@ -21,17 +21,18 @@ macro_rules! sql_store {
             use $crate::__private::tessera_domain::account::{Account, AccountId, NewAccount, Username};
             use $crate::__private::tessera_domain::admin::AdminTokenRecord;
             use $crate::__private::tessera_domain::audit::AuditEvent;
+            use $crate::__private::tessera_domain::change::{Change, ChangeRecord};
             use $crate::__private::tessera_domain::clock::UnixTime;
             use $crate::__private::tessera_domain::credential::password::PasswordHash;
             use $crate::__private::tessera_domain::session::{Session, SessionId, TokenHash};
             use $crate::__private::tessera_domain::store::{
-                AccountStore, AdminTokenStore, AuditStore, LoginStore, SecretStore, SessionStore,
-                StaleLogin, Store, StoreResult,
+                AccountStore, AdminTokenStore, AuditStore, ChangeStore, LoginStore, SecretStore,
+                SessionStore, StaleLogin, Store, StoreResult,
             };
             use $crate::Backend as _;
             use $crate::decode::{
                 self, account_from_row, admin_token_from_row, audit_from_row, groups_json,
-                json_list, session_from_row,
+                change_from_row, json_list, session_from_row,
             };
             use $crate::error::Op;
             use $crate::store::{ACCOUNT_COLUMNS, SESSION_COLUMNS};
@@ -47,6 +48,27 @@ macro_rules! sql_store {
             fn count(result: Result<i64, sqlx::Error>) -> StoreResult<u64> {
                 let n = result.map_err(err(Op::Read))?;
                 u64::try_from(n).map_err(|_| StoreError::Corrupt("negative count".into()))
+            }
+
+            /// Appends `change` to the feed inside the caller's transaction (see `Backend`'s
+            /// change lock and notification).
+            async fn publish(
+                tx: &mut sqlx::Transaction<'_, Db>,
+                change: &Change,
+            ) -> StoreResult<()> {
+                if let Some(lock) = <$store as $crate::Backend>::CHANGE_LOCK_SQL {
+                    sqlx::query(lock).execute(&mut **tx).await.map_err(err(Op::Write))?;
+                }
+                sqlx::query("INSERT INTO changes (kind, subject) VALUES ($1, $2)")
+                    .bind(change.kind())
+                    .bind(change.subject())
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(err(Op::Write))?;
+                if let Some(notify) = <$store as $crate::Backend>::CHANGE_NOTIFY_SQL {
+                    sqlx::query(notify).execute(&mut **tx).await.map_err(err(Op::Write))?;
+                }
+                Ok(())
             }
 
             // The statements shared by the single-call methods and the sign-in transactions
@@ -244,16 +266,22 @@ macro_rules! sql_store {
                     disabled: bool,
                     now: UnixTime,
                 ) -> StoreResult<bool> {
+                    let mut tx = self.writer().begin().await.map_err(err(Op::Write))?;
                     let done = sqlx::query(
                         "UPDATE accounts SET disabled = $2, updated_at = $3 WHERE id = $1",
                     )
                     .bind(id.as_str())
                     .bind(disabled)
                     .bind(now.0)
-                    .execute(self.writer())
+                    .execute(&mut *tx)
                     .await
                     .map_err(err(Op::Write))?;
-                    Ok(done.rows_affected() > 0)
+                    if done.rows_affected() == 0 {
+                        return Ok(false);
+                    }
+                    publish(&mut tx, &Change::AccountChanged(id.clone())).await?;
+                    tx.commit().await.map_err(err(Op::Write))?;
+                    Ok(true)
                 }
 
                 async fn password_params_in_use(&self) -> StoreResult<Vec<(String, u64)>> {
@@ -270,12 +298,18 @@ macro_rules! sql_store {
                 async fn delete_account(&self, id: &AccountId) -> StoreResult<bool> {
                     // Sessions go with it (ON DELETE CASCADE; SQLite enforces foreign keys on
                     // every connection).
+                    let mut tx = self.writer().begin().await.map_err(err(Op::Write))?;
                     let done = sqlx::query("DELETE FROM accounts WHERE id = $1")
                         .bind(id.as_str())
-                        .execute(self.writer())
+                        .execute(&mut *tx)
                         .await
                         .map_err(err(Op::Write))?;
-                    Ok(done.rows_affected() > 0)
+                    if done.rows_affected() == 0 {
+                        return Ok(false);
+                    }
+                    publish(&mut tx, &Change::AccountChanged(id.clone())).await?;
+                    tx.commit().await.map_err(err(Op::Write))?;
+                    Ok(true)
                 }
 
                 async fn record_login_failure(
@@ -354,39 +388,61 @@ macro_rules! sql_store {
                     account: &AccountId,
                     id: &SessionId,
                 ) -> StoreResult<Option<TokenHash>> {
+                    let mut tx = self.writer().begin().await.map_err(err(Op::Write))?;
                     let hash: Option<Vec<u8>> = sqlx::query_scalar(
                         "DELETE FROM sessions WHERE account_id = $1 AND id = $2 \
                          RETURNING token_hash",
                     )
                     .bind(account.as_str())
                     .bind(id.as_str())
-                    .fetch_optional(self.writer())
+                    .fetch_optional(&mut *tx)
                     .await
                     .map_err(err(Op::Write))?;
-                    hash.map(decode::token_hash).transpose()
+                    let Some(hash) = hash.map(decode::token_hash).transpose()? else {
+                        return Ok(None);
+                    };
+                    publish(&mut tx, &Change::SessionRevoked(hash)).await?;
+                    tx.commit().await.map_err(err(Op::Write))?;
+                    Ok(Some(hash))
                 }
 
                 async fn delete_session_by_token(&self, hash: &TokenHash) -> StoreResult<bool> {
+                    let mut tx = self.writer().begin().await.map_err(err(Op::Write))?;
                     let done = sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
                         .bind(&hash.0[..])
-                        .execute(self.writer())
+                        .execute(&mut *tx)
                         .await
                         .map_err(err(Op::Write))?;
-                    Ok(done.rows_affected() > 0)
+                    if done.rows_affected() == 0 {
+                        return Ok(false);
+                    }
+                    publish(&mut tx, &Change::SessionRevoked(*hash)).await?;
+                    tx.commit().await.map_err(err(Op::Write))?;
+                    Ok(true)
                 }
 
                 async fn delete_sessions_of(
                     &self,
                     account: &AccountId,
                 ) -> StoreResult<Vec<TokenHash>> {
+                    let mut tx = self.writer().begin().await.map_err(err(Op::Write))?;
                     let hashes: Vec<Vec<u8>> = sqlx::query_scalar(
                         "DELETE FROM sessions WHERE account_id = $1 RETURNING token_hash",
                     )
                     .bind(account.as_str())
-                    .fetch_all(self.writer())
+                    .fetch_all(&mut *tx)
                     .await
                     .map_err(err(Op::Write))?;
-                    hashes.into_iter().map(decode::token_hash).collect()
+                    let hashes = hashes
+                        .into_iter()
+                        .map(decode::token_hash)
+                        .collect::<StoreResult<Vec<_>>>()?;
+                    if hashes.is_empty() {
+                        return Ok(hashes);
+                    }
+                    publish(&mut tx, &Change::AccountSessionsRevoked(account.clone())).await?;
+                    tx.commit().await.map_err(err(Op::Write))?;
+                    Ok(hashes)
                 }
 
                 async fn delete_expired_sessions(
@@ -499,12 +555,18 @@ macro_rules! sql_store {
                 }
 
                 async fn delete_admin_token(&self, hash: &[u8; 32]) -> StoreResult<bool> {
+                    let mut tx = self.writer().begin().await.map_err(err(Op::Write))?;
                     let done = sqlx::query("DELETE FROM admin_tokens WHERE hash = $1")
                         .bind(&hash[..])
-                        .execute(self.writer())
+                        .execute(&mut *tx)
                         .await
                         .map_err(err(Op::Write))?;
-                    Ok(done.rows_affected() > 0)
+                    if done.rows_affected() == 0 {
+                        return Ok(false);
+                    }
+                    publish(&mut tx, &Change::AdminTokenRevoked(*hash)).await?;
+                    tx.commit().await.map_err(err(Op::Write))?;
+                    Ok(true)
                 }
             }
 
@@ -661,13 +723,57 @@ macro_rules! sql_store {
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(err(Op::Write))?;
-                    append_audit(&mut *tx, event).await?;
-                    tx.commit().await.map_err(err(Op::Write))?;
-                    ended
+                    let ended = ended
                         .into_iter()
                         .map(decode::token_hash)
-                        .collect::<StoreResult<Vec<_>>>()
-                        .map(Some)
+                        .collect::<StoreResult<Vec<_>>>()?;
+                    append_audit(&mut *tx, event).await?;
+                    // Each ended session by its hash: the kept one stays valid in caches.
+                    for hash in &ended {
+                        publish(&mut tx, &Change::SessionRevoked(*hash)).await?;
+                    }
+                    tx.commit().await.map_err(err(Op::Write))?;
+                    Ok(Some(ended))
+                }
+            }
+
+            #[$crate::__private::async_trait]
+            impl ChangeStore for $store {
+                async fn changes_since(
+                    &self,
+                    position: u64,
+                    limit: u32,
+                ) -> StoreResult<Vec<ChangeRecord>> {
+                    // Positions are BIGINT: one past the largest is past every change.
+                    let after = i64::try_from(position).unwrap_or(i64::MAX);
+                    let rows = sqlx::query(
+                        "SELECT position, kind, subject FROM changes WHERE position > $1 \
+                         ORDER BY position LIMIT $2",
+                    )
+                    .bind(after)
+                    .bind(i64::from(limit))
+                    .fetch_all(self.reader())
+                    .await
+                    .map_err(err(Op::Read))?;
+                    rows.iter().map(change_from_row).collect()
+                }
+
+                async fn latest_change_position(&self) -> StoreResult<u64> {
+                    count(
+                        sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM changes")
+                            .fetch_one(self.reader())
+                            .await,
+                    )
+                }
+
+                async fn prune_changes(&self, before: u64) -> StoreResult<u64> {
+                    let before = i64::try_from(before).unwrap_or(i64::MAX);
+                    let done = sqlx::query("DELETE FROM changes WHERE position < $1")
+                        .bind(before)
+                        .execute(self.writer())
+                        .await
+                        .map_err(err(Op::Write))?;
+                    Ok(done.rows_affected())
                 }
             }
 

@@ -31,8 +31,10 @@ use tessera_store_sql::migrations::{Migrations, migrator};
 use tessera_store_sql::{Backend, Op};
 
 /// `(version, description, sql)` of every migration in `migrations/`, in order.
-pub(crate) const MIGRATIONS: Migrations =
-    &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+pub(crate) const MIGRATIONS: Migrations = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (2, "changes", include_str!("../migrations/0002_changes.sql")),
+];
 
 /// How long SQLite waits for a lock held by another connection or process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -164,6 +166,11 @@ impl Backend for SqliteStore {
          WHERE substr(password_hash, 1, 15) = '$argon2id$v=19$' \
            AND instr(substr(password_hash, 16), '$') > 1 \
          GROUP BY params ORDER BY n DESC, params";
+
+    // One writer per file (SQLite's write lock): transactions commit in the order their
+    // positions were assigned. Readers poll; there is nothing to notify.
+    const CHANGE_LOCK_SQL: Option<&'static str> = None;
+    const CHANGE_NOTIFY_SQL: Option<&'static str> = None;
 
     fn writer(&self) -> &SqlitePool {
         &self.writer

@@ -18,6 +18,7 @@ use tessera_domain::account::{Account, AccountId, Email, Group, NewAccount, Role
 use tessera_domain::accounts::{self, Actor};
 use tessera_domain::admin::AdminTokenRecord;
 use tessera_domain::audit::{AuditEvent, AuditKind};
+use tessera_domain::change::{Change, ChangeRecord};
 use tessera_domain::clock::UnixTime;
 use tessera_domain::credential::password::PasswordHash;
 use tessera_domain::credential::password::{Password, PasswordPolicy};
@@ -1229,6 +1230,216 @@ pub async fn conflicts_name_the_broken_rule(store: Arc<dyn Store>) {
         .await
         .expect_err("same hash");
     assert_eq!(said(err), "admin token exists");
+}
+
+/// The changes after `from`, without their positions, checking the positions increase.
+async fn changes_after(store: &dyn Store, from: u64) -> Vec<Change> {
+    let records = store
+        .changes_since(from, 1000)
+        .await
+        .expect("changes_since");
+    let positions: Vec<u64> = records.iter().map(|r| r.position).collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]) && positions.first().is_none_or(|&p| p > from),
+        "positions increase after {from}: {positions:?}"
+    );
+    records.into_iter().map(|r| r.change).collect()
+}
+
+/// Every write that revokes a session, changes or deletes an account, or revokes an admin
+/// token publishes its change, in the order of the writes; a write that changed nothing
+/// publishes none.
+pub async fn changes_are_published_by_every_write_path(store: Arc<dyn Store>) {
+    assert_eq!(store.latest_change_position().await.unwrap(), 0);
+    let a = create(&*store, "feed").await;
+    let b = create(&*store, "other").await;
+    let s1 = open_session(&*store, &a.id, T0).await;
+    let s2 = open_session(&*store, &a.id, T0.plus(1)).await;
+    let s3 = open_session(&*store, &b.id, T0.plus(2)).await;
+    let s4 = open_session(&*store, &b.id, T0.plus(3)).await;
+    let s5 = open_session(&*store, &b.id, T0.plus(4)).await;
+    let token = AdminTokenRecord {
+        hash: [5u8; 32],
+        label: "feed".to_owned(),
+        created_at: T0,
+    };
+    store.create_admin_token(&token).await.unwrap();
+    assert!(
+        changes_after(&*store, 0).await.is_empty(),
+        "creations publish nothing"
+    );
+
+    // Writes that find nothing publish nothing.
+    let ghost = AccountId::generate();
+    assert!(!store.set_disabled(&ghost, true, T0).await.unwrap());
+    assert!(!store.delete_account(&ghost).await.unwrap());
+    assert!(store.delete_session(&b.id, &s1.id).await.unwrap().is_none());
+    assert!(
+        !store
+            .delete_session_by_token(&TokenHash([0; 32]))
+            .await
+            .unwrap()
+    );
+    assert!(store.delete_sessions_of(&ghost).await.unwrap().is_empty());
+    assert!(!store.delete_admin_token(&[6u8; 32]).await.unwrap());
+    assert!(changes_after(&*store, 0).await.is_empty());
+
+    assert!(store.set_disabled(&a.id, true, T0.plus(10)).await.unwrap());
+    assert!(store.set_disabled(&a.id, false, T0.plus(11)).await.unwrap());
+    assert_eq!(
+        store.delete_session(&a.id, &s1.id).await.unwrap(),
+        Some(s1.token_hash)
+    );
+    assert!(store.delete_session_by_token(&s2.token_hash).await.unwrap());
+    let ended = store
+        .replace_password(
+            &b.id,
+            None,
+            &phc("fed"),
+            Some(&s5.token_hash),
+            &AuditEvent::new(AuditKind::PasswordChanged, T0.plus(12)).account(&b.id),
+            T0.plus(12),
+        )
+        .await
+        .unwrap()
+        .expect("b exists");
+    assert_eq!(
+        ended.iter().map(|h| h.0).collect::<BTreeSet<_>>(),
+        [s3.token_hash.0, s4.token_hash.0].into_iter().collect()
+    );
+    assert_eq!(
+        store.delete_sessions_of(&b.id).await.unwrap(),
+        vec![s5.token_hash]
+    );
+    assert!(store.delete_admin_token(&token.hash).await.unwrap());
+    assert!(store.delete_account(&a.id).await.unwrap());
+
+    let mut changes = changes_after(&*store, 0).await;
+    assert_eq!(changes.len(), 9, "{changes:?}");
+    // The password change's two revocations come in either order.
+    let by_hash = |c: &Change| match c {
+        Change::SessionRevoked(h) => h.0,
+        _ => [0; 32],
+    };
+    changes[4..6].sort_by_key(by_hash);
+    let mut reset = [s3.token_hash, s4.token_hash];
+    reset.sort_by_key(|h| h.0);
+    assert_eq!(
+        changes,
+        vec![
+            Change::AccountChanged(a.id.clone()),
+            Change::AccountChanged(a.id.clone()),
+            Change::SessionRevoked(s1.token_hash),
+            Change::SessionRevoked(s2.token_hash),
+            Change::SessionRevoked(reset[0]),
+            Change::SessionRevoked(reset[1]),
+            Change::AccountSessionsRevoked(b.id.clone()),
+            Change::AdminTokenRevoked(token.hash),
+            Change::AccountChanged(a.id.clone()),
+        ]
+    );
+    let latest = store.latest_change_position().await.unwrap();
+    assert!(latest > 0);
+    assert!(changes_after(&*store, latest).await.is_empty());
+}
+
+/// A reader catches up from any position, page by page, in order; pruning removes only what
+/// came before the given position, and positions are never reused after it.
+pub async fn changes_catch_up_and_prune(store: Arc<dyn Store>) {
+    let a = create(&*store, "pager").await;
+    let mut sessions = Vec::new();
+    for i in 0..5 {
+        sessions.push(open_session(&*store, &a.id, T0.plus(i)).await);
+    }
+    for s in &sessions {
+        assert!(store.delete_session_by_token(&s.token_hash).await.unwrap());
+    }
+    let all = store.changes_since(0, 100).await.unwrap();
+    assert_eq!(
+        all.iter().map(|r| r.change.clone()).collect::<Vec<_>>(),
+        sessions
+            .iter()
+            .map(|s| Change::SessionRevoked(s.token_hash))
+            .collect::<Vec<_>>()
+    );
+    // Page by page from the start, then from the middle.
+    let mut read: Vec<ChangeRecord> = Vec::new();
+    let mut at = 0;
+    loop {
+        let page = store.changes_since(at, 2).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 2);
+        at = page.last().map(|r| r.position).unwrap_or(at);
+        read.extend(page);
+    }
+    assert_eq!(read, all);
+    assert_eq!(
+        store.changes_since(all[2].position, 100).await.unwrap(),
+        all[3..]
+    );
+    assert_eq!(
+        store.latest_change_position().await.unwrap(),
+        all[4].position
+    );
+    assert_eq!(store.changes_since(u64::MAX, 10).await.unwrap(), vec![]);
+
+    // Pruning before the fourth keeps the fourth and fifth.
+    assert_eq!(store.prune_changes(all[3].position).await.unwrap(), 3);
+    assert_eq!(store.changes_since(0, 100).await.unwrap(), all[3..]);
+    assert_eq!(store.prune_changes(all[3].position).await.unwrap(), 0);
+    // Everything pruned: the next change still comes after every earlier position.
+    assert_eq!(store.prune_changes(u64::MAX).await.unwrap(), 2);
+    assert!(store.changes_since(0, 100).await.unwrap().is_empty());
+    assert!(store.set_disabled(&a.id, true, T0.plus(9)).await.unwrap());
+    let next = store.changes_since(0, 100).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert!(
+        next[0].position > all[4].position,
+        "a position is never reused"
+    );
+}
+
+/// A write that fails or is refused publishes nothing: the change and the write commit
+/// together or not at all.
+pub async fn changes_commit_with_their_write_only(store: Arc<dyn Store>) {
+    let a = create(&*store, "atomic").await;
+    let s = open_session(&*store, &a.id, T0).await;
+    store
+        .replace_password(
+            &a.id,
+            None,
+            &phc("first"),
+            None,
+            &AuditEvent::new(AuditKind::PasswordChanged, T0.plus(1)).account(&a.id),
+            T0.plus(1),
+        )
+        .await
+        .unwrap()
+        .expect("exists");
+    let before = store.latest_change_position().await.unwrap();
+    assert_eq!(
+        changes_after(&*store, 0).await,
+        vec![Change::SessionRevoked(s.token_hash)]
+    );
+    // A lost compare-and-set writes nothing, so publishes nothing.
+    let s2 = open_session(&*store, &a.id, T0.plus(2)).await;
+    let err = store
+        .replace_password(
+            &a.id,
+            Some(&phc("not-the-current-one")),
+            &phc("second"),
+            None,
+            &AuditEvent::new(AuditKind::PasswordChanged, T0.plus(3)).account(&a.id),
+            T0.plus(3),
+        )
+        .await
+        .expect_err("compare-and-set lost");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert!(changes_after(&*store, before).await.is_empty());
+    assert_eq!(store.sessions_of(&a.id).await.unwrap(), vec![s2]);
+    assert_eq!(store.latest_change_position().await.unwrap(), before);
 }
 
 /// Audit events round-trip and `recent_audit` lists them newest first, up to the limit.

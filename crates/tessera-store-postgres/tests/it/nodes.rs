@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use tessera_domain::account::{AccountId, Role};
+use tessera_domain::change::Change;
 use tessera_domain::clock::UnixTime;
-use tessera_domain::store::{AccountStore as _, SecretStore as _};
+use tessera_domain::store::{AccountStore as _, ChangeStore as _, SecretStore as _};
 use tessera_store_postgres::PgStore;
 use tessera_testkit::conformance::new_account;
 
@@ -100,4 +101,41 @@ async fn two_schemas(s1: &str, s2: &str) {
     for s in [&one, &two, &again] {
         s.close().await;
     }
+}
+
+/// A change committed on one node wakes every node LISTENing on `tessera_changes` (the
+/// notification is sent in the change's own transaction, so at its commit) and is there for
+/// another node to read from the change table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_committed_change_wakes_listeners_and_reaches_other_nodes() {
+    in_fresh_schemas(1, |schemas| async move {
+        let url = database_url();
+        let (a, b) = tokio::join!(
+            PgStore::connect_with_schema(&url, &schemas[0]),
+            PgStore::connect_with_schema(&url, &schemas[0]),
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let mut listener = sqlx::postgres::PgListener::connect(&url).await.unwrap();
+        listener.listen("tessera_changes").await.unwrap();
+        let id = AccountId::generate();
+        a.create_account(&new_account("listened", Role::User), &id, None, UnixTime(1))
+            .await
+            .unwrap();
+        let start = b.latest_change_position().await.unwrap();
+        assert!(a.set_disabled(&id, true, UnixTime(2)).await.unwrap());
+        // A guard against a hang, not a measurement: the notification is already sent.
+        let note = tokio::time::timeout(std::time::Duration::from_secs(30), listener.recv())
+            .await
+            .expect("a notification")
+            .unwrap();
+        assert_eq!(note.channel(), "tessera_changes");
+        let seen = b.changes_since(start, 10).await.unwrap();
+        assert_eq!(
+            seen.iter().map(|r| r.change.clone()).collect::<Vec<_>>(),
+            vec![Change::AccountChanged(id.clone())]
+        );
+        a.close().await;
+        b.close().await;
+    })
+    .await;
 }
