@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use sqlx::Connection as _;
+use sqlx::postgres::PgConnection;
 use tessera_domain::account::{AccountId, Role};
 use tessera_domain::change::Change;
 use tessera_domain::clock::UnixTime;
@@ -136,6 +138,87 @@ async fn a_committed_change_wakes_listeners_and_reaches_other_nodes() {
         );
         a.close().await;
         b.close().await;
+    })
+    .await;
+}
+
+/// Positions become visible in increasing order: while another node's change-producing
+/// transaction is open (it has drawn position N, not yet committed), a later write waits for it
+/// instead of committing N+1 first, which a reader at N+1 would have taken as "nothing before".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_change_never_becomes_visible_before_an_earlier_one() {
+    in_fresh_schemas(1, |schemas| async move {
+        let url = database_url();
+        let node = PgStore::connect_with_schema(&url, &schemas[0])
+            .await
+            .unwrap();
+        let id = AccountId::generate();
+        node.create_account(&new_account("ordered", Role::User), &id, None, UnixTime(1))
+            .await
+            .unwrap();
+        // Another node, mid-transaction: it took the change lock and appended its change.
+        let mut other = PgConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "SET search_path TO \"{}\"",
+            schemas[0]
+        )))
+        .execute(&mut other)
+        .await
+        .unwrap();
+        let mut open = other.begin().await.unwrap();
+        sqlx::query("SELECT pg_advisory_xact_lock(32762643830108769)")
+            .execute(&mut *open)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO changes (kind, subject) VALUES ('admin_token_revoked', $1)")
+            .bind(&[7u8; 32][..])
+            .execute(&mut *open)
+            .await
+            .unwrap();
+        // This node's write now either waits for the lock (right) or commits a later position
+        // at once (wrong). Wait until one of the two has visibly happened.
+        let writer = {
+            let node = node.clone();
+            let id = id.clone();
+            tokio::spawn(async move { node.set_disabled(&id, true, UnixTime(2)).await })
+        };
+        let mut probe = PgConnection::connect(&url).await.unwrap();
+        loop {
+            let waiting: bool = sqlx::query_scalar(
+                // The change lock's key, 0x74657373657261, as pg_locks splits it.
+                "SELECT EXISTS (SELECT 1 FROM pg_locks \
+                 WHERE locktype = 'advisory' AND NOT granted \
+                   AND classid = 7628147 AND objid = 1936028257 AND objsubid = 1)",
+            )
+            .fetch_one(&mut probe)
+            .await
+            .unwrap();
+            if waiting || writer.is_finished() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            node.changes_since(0, 10).await.unwrap().is_empty(),
+            "a later change became visible while an earlier one was uncommitted"
+        );
+        open.commit().await.unwrap();
+        assert!(writer.await.unwrap().unwrap());
+        let seen: Vec<Change> = node
+            .changes_since(0, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.change)
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                Change::AdminTokenRevoked([7; 32]),
+                Change::AccountChanged(id)
+            ]
+        );
+        node.close().await;
     })
     .await;
 }
