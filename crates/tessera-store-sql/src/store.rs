@@ -71,6 +71,23 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            /// Runs `statement` on the writer and, if it changed a row, publishes `change` in the
+            /// same transaction. Returns whether a row changed.
+            async fn write_publishing<'q>(
+                store: &$store,
+                statement: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments>,
+                change: Change,
+            ) -> StoreResult<bool> {
+                let mut tx = store.writer().begin().await.map_err(err(Op::Write))?;
+                let done = statement.execute(&mut *tx).await.map_err(err(Op::Write))?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                publish(&mut tx, &change).await?;
+                tx.commit().await.map_err(err(Op::Write))?;
+                Ok(true)
+            }
+
             // The statements shared by the single-call methods and the sign-in transactions
             // (`LoginStore`), generic over a pool or a transaction.
 
@@ -266,22 +283,13 @@ macro_rules! sql_store {
                     disabled: bool,
                     now: UnixTime,
                 ) -> StoreResult<bool> {
-                    let mut tx = self.writer().begin().await.map_err(err(Op::Write))?;
-                    let done = sqlx::query(
+                    let statement = sqlx::query(
                         "UPDATE accounts SET disabled = $2, updated_at = $3 WHERE id = $1",
                     )
                     .bind(id.as_str())
                     .bind(disabled)
-                    .bind(now.0)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(err(Op::Write))?;
-                    if done.rows_affected() == 0 {
-                        return Ok(false);
-                    }
-                    publish(&mut tx, &Change::AccountChanged(id.clone())).await?;
-                    tx.commit().await.map_err(err(Op::Write))?;
-                    Ok(true)
+                    .bind(now.0);
+                    write_publishing(self, statement, Change::AccountChanged(id.clone())).await
                 }
 
                 async fn password_params_in_use(&self) -> StoreResult<Vec<(String, u64)>> {
@@ -298,18 +306,9 @@ macro_rules! sql_store {
                 async fn delete_account(&self, id: &AccountId) -> StoreResult<bool> {
                     // Sessions go with it (ON DELETE CASCADE; SQLite enforces foreign keys on
                     // every connection).
-                    let mut tx = self.writer().begin().await.map_err(err(Op::Write))?;
-                    let done = sqlx::query("DELETE FROM accounts WHERE id = $1")
-                        .bind(id.as_str())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(err(Op::Write))?;
-                    if done.rows_affected() == 0 {
-                        return Ok(false);
-                    }
-                    publish(&mut tx, &Change::AccountChanged(id.clone())).await?;
-                    tx.commit().await.map_err(err(Op::Write))?;
-                    Ok(true)
+                    let statement = sqlx::query("DELETE FROM accounts WHERE id = $1")
+                        .bind(id.as_str());
+                    write_publishing(self, statement, Change::AccountChanged(id.clone())).await
                 }
 
                 async fn record_login_failure(
@@ -407,18 +406,9 @@ macro_rules! sql_store {
                 }
 
                 async fn delete_session_by_token(&self, hash: &TokenHash) -> StoreResult<bool> {
-                    let mut tx = self.writer().begin().await.map_err(err(Op::Write))?;
-                    let done = sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
-                        .bind(&hash.0[..])
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(err(Op::Write))?;
-                    if done.rows_affected() == 0 {
-                        return Ok(false);
-                    }
-                    publish(&mut tx, &Change::SessionRevoked(*hash)).await?;
-                    tx.commit().await.map_err(err(Op::Write))?;
-                    Ok(true)
+                    let statement = sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+                        .bind(&hash.0[..]);
+                    write_publishing(self, statement, Change::SessionRevoked(*hash)).await
                 }
 
                 async fn delete_sessions_of(
@@ -555,18 +545,9 @@ macro_rules! sql_store {
                 }
 
                 async fn delete_admin_token(&self, hash: &[u8; 32]) -> StoreResult<bool> {
-                    let mut tx = self.writer().begin().await.map_err(err(Op::Write))?;
-                    let done = sqlx::query("DELETE FROM admin_tokens WHERE hash = $1")
-                        .bind(&hash[..])
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(err(Op::Write))?;
-                    if done.rows_affected() == 0 {
-                        return Ok(false);
-                    }
-                    publish(&mut tx, &Change::AdminTokenRevoked(*hash)).await?;
-                    tx.commit().await.map_err(err(Op::Write))?;
-                    Ok(true)
+                    let statement = sqlx::query("DELETE FROM admin_tokens WHERE hash = $1")
+                        .bind(&hash[..]);
+                    write_publishing(self, statement, Change::AdminTokenRevoked(*hash)).await
                 }
             }
 
