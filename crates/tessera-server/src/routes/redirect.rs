@@ -4,12 +4,16 @@
 use crate::config::ServerConfig;
 
 /// The target to send the browser to after login, if `rd` is acceptable.
+///
+/// `rd` becomes a `Location` header as it is, so it must be visible ASCII (RFC 9110 §5.5: any
+/// other byte fails as a header value) without the backslash that browsers read as `/`
+/// (WHATWG URL §4.4). An absolute URL's authority must be a host and an optional decimal port
+/// below 65536, as the URL standard requires (`https://evil.com:x.example.com/` is no URL).
+/// Hosts are letters, digits, `-` and `.` (all that `redirect_domains` may hold), or the
+/// bracketed IPv6 public host: a percent-encoded or non-ASCII host, which a browser decodes
+/// before resolving, never passes.
 pub(crate) fn safe(rd: &str, config: &ServerConfig) -> Option<String> {
-    if rd.len() > 2048
-        || rd
-            .chars()
-            .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
-    {
+    if rd.len() > 2048 || !rd.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') {
         return None;
     }
     if rd.starts_with('/') && !rd.starts_with("//") {
@@ -22,27 +26,50 @@ pub(crate) fn safe(rd: &str, config: &ServerConfig) -> Option<String> {
     if authority.contains('@') {
         return None;
     }
-    let host = match authority.rsplit_once(':') {
-        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => authority,
-    }
-    .to_ascii_lowercase();
-    // `https:///evil.example` has an empty authority, and browsers read it as
-    // `https://evil.example/`: an empty host never matches anything.
-    if host.is_empty() {
+    let (host, port) = split_port(authority)?;
+    // An empty port (`https://example.com:/`) is valid: the URL standard drops it.
+    if !port.is_empty()
+        && !(port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok())
+    {
         return None;
     }
-    let public = config.public_host();
-    let public_host = public.rsplit_once(':').map_or(public, |(h, _)| h);
-    let allowed = host == public_host
-        || config
-            .redirect_domains
-            .iter()
-            .any(|d| match d.strip_prefix('.') {
-                Some(parent) => host.ends_with(&format!(".{parent}")) || host == parent,
-                None => host == d.to_ascii_lowercase(),
-            });
+    let host = host.to_ascii_lowercase();
+    let public = split_port(config.public_host()).map(|(h, _)| h.to_ascii_lowercase());
+    if public.as_deref() == Some(host.as_str()) {
+        return Some(rd.to_owned());
+    }
+    // `https:///evil.example` has an empty authority, and browsers read it as
+    // `https://evil.example/`: an empty host never matches anything.
+    if host.is_empty()
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
+        return None;
+    }
+    let allowed = config.redirect_domains.iter().any(|d| {
+        let d = d.to_ascii_lowercase();
+        match d.strip_prefix('.') {
+            Some(parent) => host.ends_with(&format!(".{parent}")) || host == parent,
+            None => host == d,
+        }
+    });
     allowed.then(|| rd.to_owned())
+}
+
+/// `host[:port]` or `[v6][:port]` split into the host (brackets kept) and the port text
+/// (empty when there is none); `None` for text after an IPv6 literal that is not a port.
+fn split_port(authority: &str) -> Option<(&str, &str)> {
+    if authority.starts_with('[') {
+        let end = authority.find(']')? + 1;
+        let (host, after) = authority.split_at(end);
+        let port = match after {
+            "" => "",
+            _ => after.strip_prefix(':')?,
+        };
+        return Some((host, port));
+    }
+    Some(authority.split_once(':').unwrap_or((authority, "")))
 }
 
 #[cfg(test)]
@@ -78,6 +105,56 @@ mod tests {
             "http:///\\evil.example",
         ] {
             assert_eq!(safe(bad, &c), None, "{bad}");
+        }
+    }
+
+    /// Found by the `redirect_safe` fuzz target: each was accepted although it is no URL
+    /// (`url::Url::parse` and browsers refuse it) or no valid `Location` header value.
+    #[test]
+    fn no_url_and_no_header_value_is_refused() {
+        let mut c = ServerConfig::dev("127.0.0.1:8080".parse().expect("addr"));
+        c.redirect_domains = vec![".example.com".into(), "app.other.org".into()];
+        for bad in [
+            // A port that is not a number hid the real host from the suffix check.
+            "https://evil.com:x.example.com/",
+            "https://evil.com:443.example.com/",
+            "http://evil.com:.app.other.org",
+            "https://app.example.com:+443/",
+            "https://app.example.com:99999/",
+            // A browser decodes the host before resolving it.
+            "https://%65vil.example.com/",
+            "https://evil.com%2f.example.com/",
+            // Not visible ASCII: `Redirect::to` could not send it.
+            "/caf\u{e9}",
+            "https://app.example.com/caf\u{e9}",
+            "/a\u{7f}",
+            "https://\u{430}pp.example.com/",
+        ] {
+            assert_eq!(safe(bad, &c), None, "{bad}");
+        }
+        for ok in [
+            "https://app.example.com:/",
+            "https://APP.Example.COM:65535/x",
+            "http://127.0.0.1/",
+        ] {
+            assert_eq!(safe(ok, &c).as_deref(), Some(ok), "{ok}");
+        }
+        let mut v6 = ServerConfig::dev("[::1]:8080".parse().expect("addr"));
+        v6.redirect_domains = vec!["App.Other.org".into()];
+        for ok in [
+            "http://[::1]:8080/account",
+            "http://[::1]/",
+            "https://app.other.org/",
+        ] {
+            assert_eq!(safe(ok, &v6).as_deref(), Some(ok), "{ok}");
+        }
+        for bad in [
+            "http://[::1]x/",
+            "http://[::1]:x/",
+            "http://[::2]/",
+            "http://[::1/",
+        ] {
+            assert_eq!(safe(bad, &v6), None, "{bad}");
         }
     }
 
