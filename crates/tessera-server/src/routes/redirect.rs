@@ -65,9 +65,9 @@ fn check(rd: &str, config: &ServerConfig) -> bool {
         return false;
     };
     // An empty port (`https://example.com:/`) is valid: the URL standard drops it.
-    if !port.is_empty()
-        && !(port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok())
-    {
+    let port_ok = port.is_empty()
+        || (port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok());
+    if !port_ok {
         return false;
     }
     let host = host.to_ascii_lowercase();
