@@ -15,7 +15,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use tessera_domain::account::{AccountId, Email, Group, Role, Username};
-use tessera_domain::admin::AdminToken;
+use tessera_domain::admin::{AdminTokenSeal, Presented};
 use tessera_domain::credential::password::{Password, PasswordPolicy};
 use tessera_domain::session::{CookieSeal, SessionId, SessionToken};
 
@@ -60,9 +60,14 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(role) = Role::parse(text) {
         assert_eq!(role.as_str(), text);
     }
-    if let Some(token) = AdminToken::parse(text) {
-        assert_eq!(token.expose(), text);
-        assert_eq!(text.len(), 47);
+    // Admin tokens: the untagged first format, or `tsa_v2.` with a keyed tag (fixed key).
+    match AdminTokenSeal::new(&[9u8; 32]).open(text) {
+        Some(Presented::Untagged(token)) => {
+            assert_eq!(token.expose(), text);
+            assert_eq!(text.len(), 47);
+        }
+        Some(Presented::Sealed(token)) => assert_eq!(token.expose(), text),
+        Some(Presented::BadTag) | None => {}
     }
     let _ = PasswordPolicy::default().check(&Password::new(text), "fuzz-user");
 });

@@ -44,6 +44,15 @@ impl Cidr {
                 cidr.mask(network)
             ));
         }
+        // An IPv4-mapped range (`::ffff:10.0.0.0/104`, what a dual-stack socket reports) is
+        // its IPv4 range: `contains` compares addresses in that form, so kept as IPv6 it
+        // would never match anything.
+        if let (IpAddr::V6(_), IpAddr::V4(v4)) = (network, network.to_canonical()) {
+            return Ok(Cidr {
+                network: IpAddr::V4(v4),
+                prefix: prefix - 96,
+            });
+        }
         Ok(cidr)
     }
 
@@ -160,6 +169,38 @@ mod tests {
             .map(|c| Cidr::parse(c).expect("cidr"))
             .collect();
         client_address(ip(peer), lines.iter().map(|l| l.as_bytes()), &trusted)
+    }
+
+    /// Found by the `edge_inputs` fuzz target: `::ffff:127.0.0.1` was accepted in
+    /// `trusted_proxies` but contained no address, not even its own.
+    #[test]
+    fn an_ipv4_mapped_range_is_its_ipv4_range() {
+        for (text, printed, inside, outside) in [
+            ("::ffff:127.0.0.1", "127.0.0.1/32", "127.0.0.1", "127.0.0.2"),
+            (
+                "::ffff:10.0.0.0/104",
+                "10.0.0.0/8",
+                "::ffff:10.9.8.7",
+                "11.0.0.1",
+            ),
+            ("::FFFF:0.0.0.0/96", "0.0.0.0/0", "192.0.2.1", "2001:db8::1"),
+        ] {
+            let c = Cidr::parse(text).expect(text);
+            assert_eq!(c.to_string(), printed, "{text}");
+            assert_eq!(Cidr::parse(printed), Ok(c), "{text}");
+            assert!(c.contains(ip(inside)), "{text} contains {inside}");
+            assert!(!c.contains(ip(outside)), "{text} lacks {outside}");
+        }
+        assert_eq!(
+            walk(
+                "::ffff:10.0.0.2",
+                &["203.0.113.5"],
+                &["::ffff:10.0.0.0/104"]
+            ),
+            ip("203.0.113.5"),
+            "a proxy listed in the mapped form is trusted"
+        );
+        assert!(Cidr::parse("::ffff:10.0.0.0/95").is_err(), "host bits");
     }
 
     #[test]

@@ -17,6 +17,8 @@ mod csrf;
 mod edge;
 mod error_page;
 mod extract;
+#[doc(hidden)]
+pub mod fuzzing;
 mod metrics;
 mod passwords;
 mod routes;

@@ -71,11 +71,17 @@ const LOGIN_CSRF_LEN: usize = 43;
 
 /// The browser's sign-in CSRF cookie if it has the shape of one tessera made.
 fn login_cookie(headers: &HeaderMap, state: &AppState) -> Option<String> {
-    cookie::get(headers, Kind::Login, state.config().secure_cookies()).filter(|v| {
-        v.len() == LOGIN_CSRF_LEN
-            && v.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    })
+    cookie::get(headers, Kind::Login, state.config().secure_cookies())
+        .filter(|v| is_login_csrf_shape(v))
+}
+
+/// Whether `value` has the shape of a sign-in CSRF token tessera made: [`LOGIN_CSRF_LEN`]
+/// base64url characters.
+pub(crate) fn is_login_csrf_shape(value: &str) -> bool {
+    value.len() == LOGIN_CSRF_LEN
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// How long the sign-in CSRF cookie lives after the sign-in page was last shown, in seconds.

@@ -8,8 +8,8 @@ mod account;
 mod admin;
 mod forward_auth;
 mod health;
-mod login;
-mod redirect;
+pub(crate) mod login;
+pub(crate) mod redirect;
 
 pub(crate) use health::metrics;
 

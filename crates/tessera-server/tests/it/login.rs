@@ -743,3 +743,23 @@ async fn unknown_and_malformed_names_still_pay_for_a_password_hash() {
         "unknown and malformed names use the dummy hash"
     );
 }
+
+/// Found by the `redirect_safe` fuzz target: an `rd` beyond ASCII (here `é`, as a hand-made
+/// link decodes to) was sent back as raw UTF-8 bytes in `Location`, which must be an ASCII URI
+/// reference (RFC 9110 §10.2.2). It is sent percent-encoded, as a browser would request it.
+#[tokio::test]
+async fn an_rd_beyond_ascii_is_sent_percent_encoded() {
+    let h = harness().await;
+    let cookie = h.login("ada", PASSWORD).await.cookie("tessera").unwrap();
+    for (rd, sent) in [
+        ("/caf%C3%A9", "/caf%C3%A9"),
+        (
+            "http://127.0.0.1:8080/caf%C3%A9?q=%C3%A9",
+            "http://127.0.0.1:8080/caf%C3%A9?q=%C3%A9",
+        ),
+    ] {
+        let r = h.get(&format!("/login?rd={rd}"), Some(&cookie)).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{rd}: {}", r.body);
+        assert_eq!(r.header("location"), Some(sent), "{rd}");
+    }
+}
