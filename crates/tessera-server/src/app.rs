@@ -194,7 +194,8 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let tasks = spawn_background(state.clone());
+    let mut tasks = spawn_background(state.clone());
+    tasks.push(crate::changes::follow(state.clone()).await);
     let app = router(state.clone());
     let timeouts = state.config().timeouts;
     let result = crate::conn::serve_router(listener, app, timeouts, shutdown).await;

@@ -6,6 +6,8 @@
 //! function and map the result through [`error::ApiError`]. The server takes `Arc<dyn Store>`
 //! and never names a concrete store; the CLI wires one in.
 
+/// The change-feed consumer (cross-node cache invalidation).
+pub mod changes;
 pub mod config;
 pub mod error;
 

@@ -3,7 +3,9 @@
 //! Forward-auth is the hot path: a valid cookie is answered from memory (moka), and the idle
 //! timeout slides by updating the cached copy and queueing one touch per session per
 //! `touch_interval`, flushed to the store in batches. Every invalidation goes through
-//! [`SessionCache::forget`], the one place a later cross-node notifier will hook into.
+//! [`SessionCache::forget`] (one session) or [`SessionCache::forget_account`] (all of an
+//! account's): the invalidation point that this node's writes and the change feed
+//! (`crate::changes`, changes made by other nodes and the CLI) both call.
 //!
 //! **Invalidation wins every race.** A miss reads the session row, then inserts; a revocation
 //! deletes the row, then calls `forget`. Without care, a miss that read the row before the
@@ -27,7 +29,7 @@ use std::time::Duration;
 use axum::http::HeaderValue;
 use moka::future::Cache;
 use tessera_domain::StoreError;
-use tessera_domain::account::Account;
+use tessera_domain::account::{Account, AccountId};
 use tessera_domain::clock::UnixTime;
 use tessera_domain::session::{Session, SessionPolicy, TokenHash};
 use tessera_domain::store::Store;
@@ -256,6 +258,46 @@ impl SessionCache {
                 self.cache.invalidate(hash).await;
             }
         }
+    }
+
+    /// Drops every cached session of `account` (sign out everywhere, account disabled, deleted
+    /// or changed on another node): the account-wide sibling of [`SessionCache::forget`], with
+    /// the same guarantee. It takes every shard's write lock (in shard order, as `forget`
+    /// does), bumps every generation, then drops the account's entries: a miss that read the
+    /// store before this finished skips its insert. Walks the whole cache, which is fine for a
+    /// rare, account-wide event and leaves the hit path untouched.
+    pub(crate) async fn forget_account(&self, account: &AccountId) {
+        let this = self.clone();
+        let account = account.clone();
+        let work = tokio::spawn(async move { this.forget_account_now(&account).await });
+        if let Err(e) = work.await {
+            tracing::error!(error = %e, "session cache invalidation did not finish");
+        }
+    }
+
+    async fn forget_account_now(&self, account: &AccountId) {
+        let mut guards = Vec::with_capacity(SHARDS);
+        for shard in self.generations.iter() {
+            let mut generation = shard.write().await;
+            *generation = generation.wrapping_add(1);
+            guards.push(generation);
+        }
+        let hashes: Vec<TokenHash> = self
+            .cache
+            .iter()
+            .filter(|(_, entry)| entry.session.account_id == *account)
+            .map(|(hash, _)| *hash)
+            .collect();
+        {
+            let mut touches = self.touches.lock().unwrap_or_else(|e| e.into_inner());
+            for hash in &hashes {
+                touches.remove(hash);
+            }
+        }
+        for hash in &hashes {
+            self.cache.invalidate(hash).await;
+        }
+        drop(guards);
     }
 
     /// Writes pending touches to the store in one batch.

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod admin;
+mod changes;
 mod credentials;
 mod csrf;
 mod edge;

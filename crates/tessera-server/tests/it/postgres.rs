@@ -9,12 +9,12 @@ use tessera_store_postgres::PgStore;
 
 use crate::harness::{PASSWORD, harness_on};
 
-fn url() -> String {
+pub(crate) fn url() -> String {
     std::env::var("TESSERA_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
-async fn store() -> Option<(Arc<PgStore>, String)> {
+pub(crate) async fn store() -> Option<(Arc<PgStore>, String)> {
     use sqlx::Connection as _;
     // A refused connection (no server listening) is the only skip, outside CI only; any other
     // failure, and any error creating or migrating the schema, fails the test.
@@ -41,7 +41,7 @@ async fn store() -> Option<(Arc<PgStore>, String)> {
     Some((Arc::new(store), schema))
 }
 
-async fn drop_schema(store: &PgStore, schema: &str) {
+pub(crate) async fn drop_schema(store: &PgStore, schema: &str) {
     use sqlx::Connection as _;
     store.close().await;
     if let Ok(mut conn) = sqlx::PgConnection::connect(&url()).await {
