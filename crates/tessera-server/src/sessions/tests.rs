@@ -130,6 +130,63 @@ async fn a_miss_that_read_the_row_before_a_revocation_does_not_bring_it_back() {
     }
 }
 
+/// The account-wide path the change feed takes for another node's change (it knows the
+/// account, not the hashes): same guarantee as `forget`, and other accounts stay cached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_miss_that_read_the_row_before_an_account_wide_forget_does_not_bring_it_back() {
+    for disable in [false, true] {
+        for reload in [false, true] {
+            let f = fixture().await;
+            let ada = f.account("ada").await;
+            let bob = f.account("bob").await;
+            let hash = f.session(&ada, T0).await;
+            let other = f.session(&ada, T0).await;
+            let bobs = f.session(&bob, T0).await;
+            let cache = cache(10);
+            let mut now = T0;
+            assert!(cache.resolve(&*f.store, bobs, now).await.unwrap().is_some());
+            assert!(
+                cache
+                    .resolve(&*f.store, other, now)
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
+            if reload {
+                assert!(cache.resolve(&*f.store, hash, now).await.unwrap().is_some());
+                now = now.plus(5);
+                // Entries loaded at T0 stay fresh; this one is made stale by hand below.
+                cache.cache.invalidate(&hash).await;
+            }
+            let gate = cache.pause_next_miss();
+            let racing = {
+                let (cache, store) = (cache.clone(), f.store.clone());
+                tokio::spawn(async move { cache.resolve(&*store, hash, now).await.unwrap() })
+            };
+            tokio::time::timeout(Duration::from_secs(60), gate.reached.notified())
+                .await
+                .expect("the miss reaches the gate");
+            if disable {
+                f.store.set_disabled(&ada, true, T0).await.unwrap();
+            }
+            f.store.delete_sessions_of(&ada).await.unwrap();
+            cache.forget_account(&ada).await;
+            gate.release.notify_one();
+            assert!(
+                racing.await.unwrap().is_some(),
+                "the miss read the live row"
+            );
+            for h in [hash, other] {
+                assert!(
+                    cache.resolve(&*f.store, h, now).await.unwrap().is_none(),
+                    "disable: {disable}, reload: {reload}: a revoked session is answered from the cache"
+                );
+            }
+            assert_eq!(cache.cached().await, 1, "bob's entry stays cached");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn revocations_win_against_many_concurrent_resolves() {
     const ROUNDS: usize = 90;
