@@ -33,15 +33,16 @@ fn start_with(data: &Path, fast: bool) -> Server {
 /// where stderr goes; stderr is discarded unless `tune` says otherwise), and waits until it
 /// answers `/healthz`.
 fn spawn(data: &Path, fast: bool, tune: impl FnOnce(&mut Command)) -> Server {
+    spawn_on(&Data::Dir(data.to_path_buf()), fast, tune)
+}
+
+/// [`spawn`] on a data directory or a PostgreSQL URL.
+fn spawn_on(data: &Data, fast: bool, tune: impl FnOnce(&mut Command)) -> Server {
     let port = free_port();
     let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    command.args([
-        "serve",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--data-dir",
-        data.to_str().expect("utf-8"),
-    ]);
+    command
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(data.args());
     if fast {
         command
             .env("TESSERA_PASSWORD__ARGON2_MEMORY_KIB", "7168")
@@ -1025,4 +1026,145 @@ fn metrics_have_their_own_listener_and_piped_logs_have_no_colours() {
         !log.contains('\u{1b}'),
         "ANSI escape codes in a piped log:\n{log:?}"
     );
+}
+
+/// Polls `/auth/verify` on `port` until it refuses `cookie`; fails after a generous bound (the
+/// test's patience, far below the 300 s cache TTL the nodes run with, so only the change feed
+/// can make them refuse; not an assertion on latency).
+fn until_refused(port: u16, cookie: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, head, _) = request(port, "GET", "/auth/verify", &[("Cookie", cookie)], "");
+        if status == 401 {
+            return;
+        }
+        assert_eq!(status, 200, "{what}: {head}");
+        assert!(
+            Instant::now() < deadline,
+            "{what}: node on port {port} still accepts the revoked session"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `nodes` servers on one database, each caching sessions for 300 s: a logout through the
+/// first node and a `tessera user disable` from the CLI are refused by every node that had the
+/// session cached.
+fn revocations_reach_every_node(data: &Data, nodes: usize) {
+    let (code, _, err) = data.tessera(&["migrate"], "");
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = data.tessera(
+        &["user", "add", "ada", "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+    );
+    assert_eq!(code, 0, "{err}");
+    let servers: Vec<Server> = (0..nodes)
+        .map(|_| {
+            spawn_on(data, true, |c| {
+                c.env("TESSERA_SESSION__CACHE_TTL", "300");
+            })
+        })
+        .collect();
+    let ports: Vec<u16> = servers.iter().map(|s| s.port).collect();
+    let signed_in = |port: u16| {
+        let body = format!(r#"{{"username":"ada","password":"{PASSWORD}"}}"#);
+        let (status, head, body) = request(
+            port,
+            "POST",
+            "/login",
+            &[("Content-Type", "application/json")],
+            &body,
+        );
+        assert_eq!(status, 200, "{head}\n{body}");
+        let csrf = serde_json::from_str::<serde_json::Value>(&body).expect("json")["csrf"]
+            .as_str()
+            .expect("csrf")
+            .to_owned();
+        let (_, pair) = cookie_of(&head);
+        for &p in &ports {
+            let (status, head, _) = request(p, "GET", "/auth/verify", &[("Cookie", &pair)], "");
+            assert_eq!(status, 200, "cached on {p}: {head}");
+        }
+        (pair, csrf)
+    };
+
+    // A logout through the first node.
+    let (cookie, csrf) = signed_in(ports[0]);
+    let (status, head, _) = request(
+        ports[0],
+        "POST",
+        "/logout",
+        &[("Cookie", &cookie), ("X-CSRF-Token", &csrf)],
+        "",
+    );
+    assert_eq!(status, 204, "{head}");
+    for &p in &ports[1..] {
+        until_refused(p, &cookie, "logout through another node");
+    }
+
+    // The CLI disables the account.
+    let (cookie, _) = signed_in(ports[nodes - 1]);
+    let (code, _, err) = data.tessera(&["user", "disable", "ada"], "");
+    assert_eq!(code, 0, "{err}");
+    for &p in &ports {
+        until_refused(p, &cookie, "tessera user disable");
+    }
+    for server in servers {
+        server.stop();
+    }
+}
+
+#[test]
+fn two_nodes_on_one_sqlite_file_hear_logouts_and_the_cli() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    revocations_reach_every_node(&Data::Dir(dir.path().join("data")), 2);
+}
+
+#[test]
+fn three_nodes_on_one_postgres_schema_hear_logouts_and_the_cli() {
+    use sqlx::Connection as _;
+    let base = std::env::var("TESSERA_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let Ok(mut conn) = runtime.block_on(sqlx::postgres::PgConnection::connect(&base)) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "PostgreSQL unreachable at {} under CI",
+            tessera_store_postgres::redact_url(&base)
+        );
+        eprintln!(
+            "\n!!!!!!!! PostgreSQL NOT AVAILABLE: three_nodes_on_one_postgres_schema_hear_logouts_and_the_cli SKIPPED !!!!!!!!\n"
+        );
+        return;
+    };
+    let schema: String = std::iter::once("t_".to_owned())
+        .chain(
+            tessera_domain::random::bytes::<8>()
+                .iter()
+                .map(|b| format!("{b:02x}")),
+        )
+        .collect();
+    runtime
+        .block_on(
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
+                .execute(&mut conn),
+        )
+        .expect("create schema");
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options[search_path]={schema}");
+    let outcome = std::panic::catch_unwind(|| revocations_reach_every_node(&Data::Url(url), 3));
+    runtime
+        .block_on(
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP SCHEMA \"{schema}\" CASCADE"
+            )))
+            .execute(&mut conn),
+        )
+        .expect("drop schema");
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
 }
