@@ -225,6 +225,15 @@ fn json_rejection(e: JsonRejection) -> ApiError {
     ApiError::new(Code::InvalidRequest, what)
 }
 
+/// Whether a request body is an HTML form (`application/x-www-form-urlencoded`), as opposed to
+/// JSON: routes that serve both pick their CSRF carrier and answer format by it.
+pub(crate) fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
+}
+
 /// `axum::Form` whose rejections use the public error format.
 pub(crate) struct Form<T>(pub(crate) T);
 

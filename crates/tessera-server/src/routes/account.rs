@@ -392,11 +392,7 @@ async fn change_password(
     session: CurrentSession,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let is_form = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let is_form = crate::extract::is_form(request.headers());
     if !is_form {
         session.check_csrf(csrf_header(request.headers()))?;
         let Json(body) = Json::<PasswordJson>::from_request(request, &state).await?;

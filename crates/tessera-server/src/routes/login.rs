@@ -365,11 +365,7 @@ async fn logout(
     session: CurrentSession,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let is_form = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let is_form = crate::extract::is_form(request.headers());
     if is_form {
         let Form(form) = Form::<CsrfForm>::from_request(request, &state).await?;
         session.check_csrf(Some(&form.csrf))?;
