@@ -2,7 +2,8 @@
 //!
 //! It owns JWS compact signing and verification ([`jws`], [`jwt`]), JSON Web Keys and key sets
 //! with RFC 7638 thumbprints, generation and PEM import/export ([`Jwk`], [`JwkSet`]), and the
-//! strict verification policy of RFC 8725 ([`Policy`]). Time is always a parameter (`now`);
+//! strict verification policy of RFC 8725 ([`Policy`]); one-time passwords (HOTP, TOTP,
+//! `otpauth://` URIs: [`otp`]); and sealing secrets at rest under a master key ([`seal`]). Time is always a parameter (`now`);
 //! randomness comes from aws-lc-rs's DRBG, used only to generate keys and inside probabilistic
 //! signatures (ECDSA, RSA-PSS).
 //!
@@ -35,7 +36,9 @@ pub mod jwk;
 pub mod jws;
 pub mod jwt;
 mod keys;
+pub mod otp;
 pub mod pem;
+pub mod seal;
 
 pub use alg::{Algorithm, Curve, KeyFamily};
 pub use error::{Culprit, Error, JsonReason, KeyError, Part};

@@ -6,6 +6,7 @@
 mod attacks;
 mod fixtures;
 mod keys;
+mod otp;
 mod props;
 mod typed;
 mod vectors;
