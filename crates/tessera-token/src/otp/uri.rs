@@ -33,7 +33,8 @@ pub enum OtpKind {
     },
 }
 
-/// A parsed or to-be-written Key URI.
+/// A parsed or to-be-written Key URI. The issuer and account must not contain a colon (the
+/// label's separator) nor control characters: [`KeyUri::parse`] refuses them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyUri {
     /// TOTP or HOTP.
@@ -144,6 +145,10 @@ impl KeyUri {
         }
         if account.len() > MAX_LABEL || issuer.as_ref().is_some_and(|i| i.len() > MAX_LABEL) {
             return Err(OtpError::Uri("issuer or account longer than 256 bytes"));
+        }
+        // The Key URI format: "neither issuer nor account name may themselves contain a colon".
+        if account.contains(':') || issuer.as_ref().is_some_and(|i| i.contains(':')) {
+            return Err(OtpError::Uri("a colon in the issuer or account"));
         }
         if account
             .chars()
@@ -279,6 +284,11 @@ mod tests {
             (format!("otpauth://totp/a?{s}&algorithm=MD5"), "alg"),
             (format!("otpauth://totp/a%zz?{s}"), "escape"),
             (format!("otpauth://totp/?{s}"), "empty account"),
+            (
+                format!("otpauth://totp/a?{s}&issuer=B%3Ab"),
+                "colon in issuer",
+            ),
+            (format!("otpauth://totp/A:a:b?{s}"), "colon in account"),
             ("otpauth://totp/a?secret=GEZDG".into(), "short secret"),
             (
                 format!("otpauth://totp/{}?{s}", "a".repeat(MAX_URI)),
