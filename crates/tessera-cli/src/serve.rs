@@ -162,7 +162,7 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested: finishing in-flight requests");
 }
 
-fn init_logging(format: &str, level: &str) -> Result<()> {
+pub(crate) fn init_logging(format: &str, level: &str) -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .context("log_level")?;
