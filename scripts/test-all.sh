@@ -33,7 +33,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "Python venv for the test peers (aiosmtpd for the SMTP tests, PyJWT for interop) and openssl"
 # One venv for every Python peer. The Rust SMTP tests (crates/tessera-delivery/tests/it/smtp.rs)
-# spawn aiosmtpd with $TESSERA_TEST_PYTHON and make throwaway certificates with openssl; without
+# spawn aiosmtpd with $SMTP_TEST_PYTHON and make throwaway certificates with openssl; without
 # them they skip (and fail under CI).
 venv=target/interop-venv
 if [ ! -x "$venv/bin/python" ]; then
@@ -41,7 +41,8 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
   -r tests/interop/requirements.txt -r crates/tessera-delivery/tests/it/requirements.txt
-export TESSERA_TEST_PYTHON="$PWD/$venv/bin/python"
+# Not a TESSERA_* name: the configuration refuses unknown TESSERA_* variables.
+export SMTP_TEST_PYTHON="$PWD/$venv/bin/python"
 if ! command -v openssl >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive

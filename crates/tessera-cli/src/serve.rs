@@ -46,6 +46,10 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
     let server = file.server()?;
     let hasher = Hasher::new(server.hash_params).context("password hashing parameters")?;
     runtime()?.block_on(async move {
+        // `[delivery]` is checked before anything starts, so a bad channel stops `serve` here
+        // rather than failing the first code sent. (The senders reach the routes once the
+        // sign-in flows send codes.)
+        let _senders = file.delivery_senders()?;
         let store = crate::store::open(&file, crate::store::Missing::Create).await?;
         let passwords = BlockingPasswords::new(hasher, server.hash_concurrency, 64)
             .context("starting the password-hashing threads")?;

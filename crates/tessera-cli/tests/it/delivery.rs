@@ -178,3 +178,31 @@ fn the_log_channel_only_when_enabled() {
         .unwrap_or_else(|| panic!("no log line with the code: {}", run.stderr));
     assert!(line.contains("WARN"), "{line}");
 }
+
+/// `tessera serve` checks `[delivery]` before it opens the store or listens: a bad section
+/// stops it with exit 2 naming the key.
+#[test]
+fn serve_refuses_a_bad_delivery_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tessera.toml");
+    std::fs::write(
+        &path,
+        "[delivery.email]\nhost = \"smtp.example.com\"\ntls = \"none\"\nfrom = \"a@example.com\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&path)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env_remove("TESSERA_LOG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("delivery.email.tls") && stderr.contains("loopback"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("data").exists(), "no database was created");
+}

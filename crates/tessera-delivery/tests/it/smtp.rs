@@ -2,7 +2,7 @@
 //! ephemeral port, plain on loopback, with STARTTLS required, and with implicit TLS, each with a
 //! throwaway CA made by the `openssl` command.
 //!
-//! The Python interpreter is `$TESSERA_TEST_PYTHON` (scripts/test-all.sh points it at its venv,
+//! The Python interpreter is `$SMTP_TEST_PYTHON` (scripts/test-all.sh points it at its venv,
 //! which has aiosmtpd) or `python3`. Without python, aiosmtpd or openssl the tests skip loudly,
 //! and fail under CI (tessera_testkit::skip).
 
@@ -23,7 +23,7 @@ use crate::{TestEnv, clock, outgoing, write};
 const DEADLINE: Duration = Duration::from_secs(30);
 
 fn python() -> String {
-    std::env::var("TESSERA_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
+    std::env::var("SMTP_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
 /// Whether python with aiosmtpd is here; reports the skip if not.
@@ -42,7 +42,7 @@ fn have_aiosmtpd() -> bool {
                 "aiosmtpd",
                 &format!(
                     "{python} cannot import aiosmtpd (pip install aiosmtpd, or set \
-                     TESSERA_TEST_PYTHON to a python that has it; scripts/test-all.sh does)"
+                     SMTP_TEST_PYTHON to a python that has it; scripts/test-all.sh does)"
                 ),
             );
             false

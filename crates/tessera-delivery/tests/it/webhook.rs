@@ -446,7 +446,7 @@ async fn the_documented_python_recipe_verifies_a_real_request() {
                verify_tessera_signature(secret, header, body + b' ', now={NOW}),\n\
                verify_tessera_signature(secret, header, body, now={NOW} + 301))\n"
     );
-    let python = std::env::var("TESSERA_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let python = std::env::var("SMTP_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
     let child = std::process::Command::new(&python)
         .args(["-c", &harness, SECRET, &header])
         .stdin(std::process::Stdio::piped())
