@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The full test suite: what CI runs (through .ci/run) and what a developer runs before landing.
-# Installs what it needs: a Python venv with the interop peers, wrk for the load-test smoke run,
+# Installs what it needs: a Python venv with the interop peers and aiosmtpd, wrk for the load-test smoke run,
 # chromium, nginx and caddy (apt) for the browser and proxy tests, and cargo-fuzz for the fuzz
 # smoke run.
 set -euo pipefail
@@ -31,6 +31,28 @@ cargo fmt --all -- --check
 step "clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "Python venv for the test peers (aiosmtpd for the SMTP tests, PyJWT for interop) and openssl"
+# One venv for every Python peer. The Rust SMTP tests (crates/tessera-delivery/tests/it/smtp.rs)
+# spawn aiosmtpd with $SMTP_TEST_PYTHON and make throwaway certificates with openssl; without
+# them they skip (and fail under CI).
+venv=target/interop-venv
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+  -r tests/interop/requirements.txt -r crates/tessera-delivery/tests/it/requirements.txt
+# Not a TESSERA_* name: the configuration refuses unknown TESSERA_* variables.
+export SMTP_TEST_PYTHON="$PWD/$venv/bin/python"
+if ! command -v openssl >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq openssl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq openssl >/dev/null; }
+  else
+    echo "openssl is not installed; run as root or: sudo apt-get install -y openssl" >&2
+    exit 1
+  fi
+fi
+
 step "unit, integration and property tests"
 # cargo test has no skip status: a test that skips prints `SKIPPED <test>: <why>` to stderr (and
 # passes); they are counted here and reported at the end, and under CI any skip fails the run.
@@ -48,11 +70,6 @@ if [ "$skipped" -gt 0 ]; then
 fi
 
 step "PyJWT interoperability"
-venv=target/interop-venv
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
-fi
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
 cargo build -p tessera-cli
 "$venv/bin/python" tests/interop/pyjwt_interop.py --tessera target/debug/tessera
 

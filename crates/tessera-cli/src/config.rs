@@ -39,6 +39,9 @@ pub(crate) struct FileConfig {
     pub(crate) metrics: MetricsSection,
     pub(crate) branding: BrandingSection,
     pub(crate) audit: AuditSection,
+    /// `[delivery]`: how one-time codes are sent (docs/delivery.md); validated by
+    /// `FileConfig::delivery_senders`.
+    pub(crate) delivery: tessera_delivery::DeliveryConfig,
 }
 
 /// `[branding]`: the product name and logo on the pages.
@@ -233,6 +236,7 @@ impl Default for FileConfig {
             http: HttpSection::default(),
             metrics: MetricsSection::default(),
             audit: AuditSection::default(),
+            delivery: tessera_delivery::DeliveryConfig::default(),
         }
     }
 }
@@ -615,5 +619,33 @@ mod tests {
         let f = load_toml("[password]\nargon2_memory_kib = 7168\nargon2_iterations = 5\n")
             .expect("load");
         f.server().expect("OWASP's weakest setting is accepted");
+    }
+
+    /// `[delivery]` is read from the file with the other sections; a bad key is named with
+    /// its section, and a missing required key by figment.
+    #[test]
+    fn the_delivery_section() {
+        let f = load_toml(
+            "[delivery.sms]\nurl = \"https://sms.example.com/send\"\nattempts = 5\n\
+             [delivery.sms.form]\nTo = \"{to}\"\nBody = \"{message}\"\n\
+             [delivery.log]\nenabled = true\n",
+        )
+        .expect("load");
+        let sms = f.delivery.sms.as_ref().expect("sms section");
+        assert_eq!(sms.attempts, 5);
+        assert_eq!(sms.form.as_ref().map(|f| f.len()), Some(2));
+        assert!(f.delivery.log.enabled);
+        assert!(f.delivery.email.is_none());
+        assert_eq!(FileConfig::default().delivery, Default::default());
+        let e = match load_toml("[delivery.email]\nhost = \"smtp.example.com\"\n") {
+            Ok(_) => panic!("accepted an email section without from"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(e.contains("delivery.email") && e.contains("from"), "{e}");
+        let e = match load_toml("[delivery.email]\nhost = \"x\"\nfrom = \"a@b\"\ntls = \"ssl\"\n") {
+            Ok(_) => panic!("accepted tls = ssl"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(e.contains("delivery.email.tls") && e.contains("ssl"), "{e}");
     }
 }

@@ -15,6 +15,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod admin_token;
 mod bench;
 mod config;
+mod delivery;
 mod input;
 mod keys;
 mod serve;
@@ -32,9 +33,10 @@ First steps:
   tessera migrate                      create the database (./tessera-data/tessera.db)
   tessera user add ada --admin         add an account (prompts for the password)
   tessera serve                        serve on http://127.0.0.1:8080
+  tessera delivery test --to ADDRESS   send a test code by email or SMS ([delivery])
 
 Every command that reaches the database takes --data-dir DIR, --database URL or --config FILE.
-Documentation: README.md, docs/configuration.md, docs/api.md, docs/proxy.md.";
+Documentation: README.md, docs/configuration.md, docs/api.md, docs/proxy.md, docs/delivery.md.";
 
 /// The `tessera` command line.
 #[derive(Parser, Debug)]
@@ -68,6 +70,9 @@ enum Command {
     /// Manage admin API tokens.
     #[command(subcommand)]
     AdminToken(admin_token::AdminTokenCommand),
+    /// Sent one-time codes: test the configured email/SMS channel.
+    #[command(subcommand)]
+    Delivery(delivery::DeliveryCommand),
     /// Load tests (wrk drives servers running in this process).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -97,6 +102,7 @@ fn main() -> ExitCode {
         Command::Migrate(args) => serve::migrate(args).map_err(Failure::Usage),
         Command::User(cmd) => user::run(cmd).map_err(Failure::Usage),
         Command::AdminToken(cmd) => admin_token::run(cmd).map_err(Failure::Usage),
+        Command::Delivery(cmd) => delivery::run(cmd).map_err(Failure::Usage),
         Command::Bench(cmd) => bench::run(cmd).map_err(Failure::Usage),
     };
     match result {

@@ -46,6 +46,10 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
     let server = file.server()?;
     let hasher = Hasher::new(server.hash_params).context("password hashing parameters")?;
     runtime()?.block_on(async move {
+        // `[delivery]` is checked before anything starts, so a bad channel stops `serve` here
+        // rather than failing the first code sent. (The senders reach the routes once the
+        // sign-in flows send codes.)
+        let _senders = file.delivery_senders()?;
         let store = crate::store::open(&file, crate::store::Missing::Create).await?;
         let passwords = BlockingPasswords::new(hasher, server.hash_concurrency, 64)
             .context("starting the password-hashing threads")?;
@@ -162,7 +166,7 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested: finishing in-flight requests");
 }
 
-fn init_logging(format: &str, level: &str) -> Result<()> {
+pub(crate) fn init_logging(format: &str, level: &str) -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .context("log_level")?;

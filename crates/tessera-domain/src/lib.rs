@@ -14,6 +14,7 @@ pub mod audit;
 pub mod change;
 pub mod clock;
 pub mod credential;
+pub mod delivery;
 pub mod error;
 pub mod login;
 pub mod random;

@@ -233,6 +233,20 @@ fn forbidden() -> Vec<(&'static str, Vec<&'static str>, &'static str)> {
             vec!["tessera-store-", "tessera-server", "tessera-cli"],
             "names no concrete store",
         ),
+        (
+            "tessera-delivery",
+            {
+                let mut delivery = vec![
+                    "tessera-server",
+                    "tessera-cli",
+                    "tessera-store-",
+                    "tessera-testkit",
+                ];
+                delivery.extend(SQL);
+                delivery
+            },
+            "the delivery adapters know the domain, not the server, the stores or SQL",
+        ),
     ]
 }
 
@@ -300,6 +314,26 @@ fn dependency_rules_hold() {
                     .direct_names(&krate, Kind::Normal)
                     .contains("tessera-store-sql"),
                 "{krate} depends on tessera-store-sql: only the backend crates do (ARCHITECTURE.md)"
+            );
+        }
+    }
+    // tessera-delivery: among tessera crates it depends on the domain only, and only the
+    // composition root (and the server, to send codes from its routes) depends on it.
+    for dep in graph.direct_names("tessera-delivery", Kind::Normal) {
+        assert!(
+            !dep.starts_with("tessera-") || dep == "tessera-domain",
+            "tessera-delivery depends on {dep}: it depends on tessera-domain only among tessera \
+             crates (ARCHITECTURE.md)"
+        );
+    }
+    for krate in graph.workspace() {
+        if !["tessera-cli", "tessera-server"].contains(&krate.as_str()) {
+            assert!(
+                !graph
+                    .direct_names(&krate, Kind::Normal)
+                    .contains("tessera-delivery"),
+                "{krate} depends on tessera-delivery: only the composition root (tessera-cli) \
+                 and tessera-server may (ARCHITECTURE.md)"
             );
         }
     }
@@ -380,6 +414,16 @@ fn dependency_rules_can_fail() {
         graph
             .direct_names("tessera-cli", Kind::Normal)
             .contains("anyhow")
+    );
+    assert!(
+        graph
+            .direct_names("tessera-cli", Kind::Normal)
+            .contains("tessera-delivery")
+    );
+    assert!(
+        graph
+            .direct_names("tessera-delivery", Kind::Normal)
+            .contains("tessera-domain")
     );
     assert!(
         graph

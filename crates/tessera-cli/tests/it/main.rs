@@ -5,4 +5,5 @@
 
 mod architecture;
 mod cli;
+mod delivery;
 mod serve;
