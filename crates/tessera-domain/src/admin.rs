@@ -153,8 +153,8 @@ fn is_b64(text: &str, chars: usize) -> bool {
     text.len() == chars && tessera_token::b64::decode(text).is_some()
 }
 
-/// A stored admin token record.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A stored admin token record. `Debug` shows its id (a hash prefix), never the whole hash.
+#[derive(Clone, PartialEq, Eq)]
 pub struct AdminTokenRecord {
     /// SHA-256 of the token.
     pub hash: [u8; 32],
@@ -162,6 +162,16 @@ pub struct AdminTokenRecord {
     pub label: String,
     /// When it was created.
     pub created_at: UnixTime,
+}
+
+impl fmt::Debug for AdminTokenRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminTokenRecord")
+            .field("id", &self.id())
+            .field("label", &self.label)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
 }
 
 impl AdminTokenRecord {
@@ -315,5 +325,15 @@ mod tests {
         let token = seal().generate();
         assert_eq!(format!("{token:?}"), "AdminToken(***)");
         assert_eq!(format!("{:?}", seal()), "AdminTokenSeal(***)");
+        let hash: [u8; 32] = std::array::from_fn(|i| 0xa0 + i as u8);
+        let record = AdminTokenRecord {
+            hash,
+            label: "ci".into(),
+            created_at: UnixTime(1),
+        };
+        let shown = format!("{record:?}");
+        assert!(shown.contains("a0a1a2a3a4a5"), "{shown}");
+        // Not the 7th byte on, in hex or as decimal bytes.
+        assert!(!shown.contains("a6") && !shown.contains("166"), "{shown}");
     }
 }

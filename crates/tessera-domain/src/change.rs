@@ -3,12 +3,14 @@
 //! write always has its change, a rolled-back one never does), under a monotonic position that
 //! a node reads from to catch up ([`crate::store::ChangeStore`]).
 
+use std::fmt;
+
 use crate::account::AccountId;
 use crate::session::TokenHash;
 
 /// A change that invalidates cached state. New kinds (keys, clients, refresh families) join
-/// later, so matches need a wildcard arm.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// later, so matches need a wildcard arm. `Debug` shows a hash's first 4 bytes only.
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Change {
     /// One session ended (signed out, deleted by its owner or an admin).
@@ -19,6 +21,26 @@ pub enum Change {
     AccountChanged(AccountId),
     /// An admin API token was revoked (by its SHA-256).
     AdminTokenRevoked([u8; 32]),
+}
+
+impl fmt::Debug for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            // `TokenHash`'s own Debug prints a prefix only.
+            Change::SessionRevoked(hash) => f.debug_tuple("SessionRevoked").field(hash).finish(),
+            Change::AccountSessionsRevoked(id) => {
+                f.debug_tuple("AccountSessionsRevoked").field(id).finish()
+            }
+            Change::AccountChanged(id) => f.debug_tuple("AccountChanged").field(id).finish(),
+            // A prefix is enough to correlate with the admin token list; the whole hash is a
+            // lookup key for the token and stays out of logs.
+            Change::AdminTokenRevoked(hash) => write!(
+                f,
+                "AdminTokenRevoked({:02x}{:02x}{:02x}{:02x}…)",
+                hash[0], hash[1], hash[2], hash[3]
+            ),
+        }
+    }
 }
 
 /// A change with its position in the change feed (strictly increasing in commit order).
@@ -91,5 +113,27 @@ mod tests {
         assert_eq!(Change::parse("session_revoked", &[1; 31]), None);
         assert_eq!(Change::parse("account_changed", b"not-an-id"), None);
         assert_eq!(Change::parse("unknown", &[0; 32]), None);
+    }
+
+    #[test]
+    fn debug_shows_a_hash_prefix_only() {
+        let hash: [u8; 32] = std::array::from_fn(|i| 0xa0 + i as u8);
+        let full: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+        for change in [
+            Change::AdminTokenRevoked(hash),
+            Change::SessionRevoked(TokenHash(hash)),
+        ] {
+            let record = ChangeRecord {
+                position: 7,
+                change,
+            };
+            let shown = format!("{record:?} {record:#?}");
+            assert!(shown.contains("a0a1a2a3…"), "{shown}");
+            // Neither the whole hash in hex nor its bytes as a decimal list.
+            assert!(!shown.contains(&full[..10]), "{shown}");
+            assert!(!shown.contains("164"), "{shown}");
+        }
+        let id = AccountId::generate();
+        assert!(format!("{:?}", Change::AccountChanged(id.clone())).contains(id.as_str()));
     }
 }
