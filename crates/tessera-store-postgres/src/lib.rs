@@ -14,17 +14,18 @@
 mod error;
 
 use std::str::FromStr as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::Connection as _;
 use sqlx::Postgres;
 use sqlx::error::DatabaseError;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions};
 use tessera_domain::StoreError;
 use tessera_domain::clock::UnixTime;
 use tessera_domain::session::TokenHash;
-use tessera_domain::store::StoreResult;
+use tessera_domain::store::{ChangeWait, StoreResult};
 use tessera_store_sql::migrations::{Migrations, migrator};
 use tessera_store_sql::{Backend, Op};
 
@@ -39,12 +40,53 @@ const MAX_CONNECTIONS: u32 = 10;
 /// How long a caller waits for a pooled connection before `Unavailable`.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The store on a PostgreSQL database (optionally one schema of it). Cheap to clone (the pool is
-/// shared).
+/// The channel every change-producing transaction notifies (`Backend::CHANGE_NOTIFY_SQL`), with
+/// the writer's schema as payload: the channel is per database, the tables per schema.
+const CHANNEL: &str = "tessera_changes";
+
+/// The store on a PostgreSQL database (optionally one schema of it). Cheap to clone (the pools
+/// and the change listener are shared).
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
     schema: Option<String>,
+    listen: Arc<Listen>,
+}
+
+/// The `LISTEN` side of the change feed: a pool of its own (so the long-held connection never
+/// takes one of the store's, and is named `<application_name> listen` in `pg_stat_activity`),
+/// connected on the first [`ChangeStore::wait_for_change`](tessera_domain::store::ChangeStore)
+/// and made again after it breaks.
+#[derive(Debug)]
+struct Listen {
+    pool: PgPool,
+    listener: tokio::sync::Mutex<Option<Listening>>,
+}
+
+/// A live `LISTEN` connection and the schema whose notifications concern this store.
+#[derive(Debug)]
+struct Listening {
+    listener: PgListener,
+    schema: String,
+}
+
+impl Listen {
+    fn new(options: &PgConnectOptions) -> Arc<Listen> {
+        let name = format!(
+            "{} listen",
+            options.get_application_name().unwrap_or("tessera")
+        );
+        // Lazy: no connection until the change feed first waits (the CLI never does). Two
+        // slots, so that a broken connection still being returned never blocks its successor.
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(options.clone().application_name(&name));
+        Arc::new(Listen {
+            pool,
+            listener: tokio::sync::Mutex::new(None),
+        })
+    }
 }
 
 impl PgStore {
@@ -60,11 +102,16 @@ impl PgStore {
             .close()
             .await
             .map_err(map_err(Op::Open))?;
+        let listen = Listen::new(&options);
         let pool = pool_options()
             .connect_with(options)
             .await
             .map_err(map_err(Op::Open))?;
-        let store = PgStore { pool, schema: None };
+        let store = PgStore {
+            pool,
+            schema: None,
+            listen,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -99,6 +146,7 @@ impl PgStore {
         }
         conn.close().await.map_err(map_err(Op::Open))?;
         let set_path = format!("SET search_path TO \"{schema}\"");
+        let listen = Listen::new(&options);
         let pool = pool_options()
             .after_connect(move |conn, _meta| {
                 let set_path = set_path.clone();
@@ -115,6 +163,7 @@ impl PgStore {
         let store = PgStore {
             pool,
             schema: Some(schema.to_owned()),
+            listen,
         };
         store.migrate().await?;
         Ok(store)
@@ -136,7 +185,29 @@ impl PgStore {
 
     /// Closes every connection; later calls fail with `Unavailable`.
     pub async fn close(&self) {
+        // Closing waits for every connection to come back, the listener's included: a waiter
+        // holding it gets `PoolClosed` at once and drops it; an idle one is dropped here.
+        tokio::join!(self.listen.pool.close(), async {
+            drop(self.listen.listener.lock().await.take());
+        });
         self.pool.close().await;
+    }
+
+    /// Connects the listener: learns which schema this store's writers notify for, then
+    /// `LISTEN`s.
+    async fn start_listening(&self) -> StoreResult<Listening> {
+        let schema: String = sqlx::query_scalar("SELECT COALESCE(current_schema(), '')")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err(Op::Read))?;
+        let mut listener = PgListener::connect_with(&self.listen.pool)
+            .await
+            .map_err(map_err(Op::Open))?;
+        // A lost connection is reported (`Ok(None)`) and this store makes the next one, so that
+        // the caller hears of the gap and re-reads the table.
+        listener.eager_reconnect(false);
+        listener.listen(CHANNEL).await.map_err(map_err(Op::Open))?;
+        Ok(Listening { listener, schema })
     }
 }
 
@@ -312,7 +383,9 @@ impl Backend for PgStore {
     const CHANGE_LOCK_SQL: Option<&'static str> =
         Some("SELECT pg_advisory_xact_lock(32762643830108769)");
     // Delivered at commit, to every node LISTENing on the channel (never for a rollback).
-    const CHANGE_NOTIFY_SQL: Option<&'static str> = Some("SELECT pg_notify('tessera_changes', '')");
+    // The payload is the writer's schema: stores in other schemas of the database ignore it.
+    const CHANGE_NOTIFY_SQL: Option<&'static str> =
+        Some("SELECT pg_notify('tessera_changes', COALESCE(current_schema(), ''))");
 
     fn writer(&self) -> &PgPool {
         &self.pool
@@ -355,6 +428,35 @@ impl Backend for PgStore {
         .await
         .map_err(map_err(Op::Write))?;
         tx.commit().await.map_err(map_err(Op::Write))
+    }
+
+    async fn wait_for_change(&self, max: Duration) -> StoreResult<ChangeWait> {
+        let mut slot = self.listen.listener.lock().await;
+        let Some(listening) = slot.as_mut() else {
+            *slot = Some(self.start_listening().await?);
+            // A change committed before LISTEN took effect was not signalled: read now.
+            return Ok(ChangeWait::Woken);
+        };
+        let deadline = tokio::time::Instant::now() + max;
+        loop {
+            let received = tokio::time::timeout_at(deadline, listening.listener.try_recv()).await;
+            let lost = match received {
+                Err(_elapsed) => return Ok(ChangeWait::TimedOut),
+                Ok(Ok(Some(note))) if note.payload() == listening.schema => {
+                    // Several commits may have been signalled meanwhile: one read covers them.
+                    while listening.listener.next_buffered().is_some() {}
+                    return Ok(ChangeWait::Woken);
+                }
+                // Another schema's change (tests give each store its own).
+                Ok(Ok(Some(_))) => continue,
+                Ok(Ok(None)) => StoreError::Unavailable("the LISTEN connection was lost".into()),
+                Ok(Err(e)) => map_err(Op::Read)(e),
+            };
+            // Notifications sent while it was down are gone: the next call connects again and
+            // answers `Woken`, so the caller re-reads the table.
+            *slot = None;
+            return Err(lost);
+        }
     }
 }
 

@@ -24,12 +24,14 @@ pub mod migrations;
 #[doc(hidden)]
 pub mod store;
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use sqlx::error::DatabaseError;
 use tessera_domain::StoreError;
 use tessera_domain::clock::UnixTime;
 use tessera_domain::session::TokenHash;
-use tessera_domain::store::StoreResult;
+use tessera_domain::store::{ChangeWait, StoreResult};
 
 pub use error::Op;
 
@@ -75,6 +77,11 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// Moves `last_seen_at` of each session forward to its time (never back), in one
     /// transaction; unknown hashes are skipped.
     async fn touch_sessions(&self, touches: &[(TokenHash, UnixTime)]) -> StoreResult<()>;
+
+    /// `ChangeStore::wait_for_change`: how this database signals a committed change (a
+    /// `LISTEN` connection on PostgreSQL; nothing on SQLite, which answers `NotSupported` at
+    /// once).
+    async fn wait_for_change(&self, max: Duration) -> StoreResult<ChangeWait>;
 }
 
 /// What the expansion of [`sql_store!`] names; not part of the API.

@@ -756,6 +756,13 @@ macro_rules! sql_store {
                         .map_err(err(Op::Write))?;
                     Ok(done.rows_affected())
                 }
+
+                async fn wait_for_change(
+                    &self,
+                    max: std::time::Duration,
+                ) -> StoreResult<$crate::__private::tessera_domain::store::ChangeWait> {
+                    <$store as $crate::Backend>::wait_for_change(self, max).await
+                }
             }
 
             #[$crate::__private::async_trait]

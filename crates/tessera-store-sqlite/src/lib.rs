@@ -26,7 +26,7 @@ use sqlx::sqlite::{
 use tessera_domain::StoreError;
 use tessera_domain::clock::UnixTime;
 use tessera_domain::session::TokenHash;
-use tessera_domain::store::StoreResult;
+use tessera_domain::store::{ChangeWait, StoreResult};
 use tessera_store_sql::migrations::{Migrations, migrator};
 use tessera_store_sql::{Backend, Op};
 
@@ -203,6 +203,12 @@ impl Backend for SqliteStore {
             .map_err(map_err(Op::Write))?;
         }
         tx.commit().await.map_err(map_err(Op::Write))
+    }
+
+    async fn wait_for_change(&self, _max: Duration) -> StoreResult<ChangeWait> {
+        // No notification crosses processes on one file: the reader polls (an empty read is
+        // one indexed query), on its own timer, so this crate needs no async runtime.
+        Ok(ChangeWait::NotSupported)
     }
 }
 

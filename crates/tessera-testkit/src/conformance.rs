@@ -11,6 +11,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tessera_domain::DomainError;
 use tessera_domain::StoreError;
@@ -24,7 +25,7 @@ use tessera_domain::credential::password::PasswordHash;
 use tessera_domain::credential::password::{Password, PasswordPolicy};
 use tessera_domain::login::{self, Denial, LockoutPolicy, LoginAttempt, LoginContext, LoginResult};
 use tessera_domain::session::{Session, SessionId, SessionPolicy, SessionToken, TokenHash};
-use tessera_domain::store::{StaleLogin, Store};
+use tessera_domain::store::{ChangeWait, StaleLogin, Store};
 
 use crate::passwords::{Gate, GateAt, GatedPasswords, InlinePasswords};
 
@@ -1385,9 +1386,22 @@ pub async fn changes_catch_up_and_prune(store: Arc<dyn Store>) {
     );
     assert_eq!(store.changes_since(u64::MAX, 10).await.unwrap(), vec![]);
 
-    // Pruning before the fourth keeps the fourth and fifth.
+    // Pruning before the first (or before any position) deletes nothing.
+    assert_eq!(store.prune_changes(0).await.unwrap(), 0);
+    assert_eq!(store.prune_changes(all[0].position).await.unwrap(), 0);
+    assert_eq!(store.changes_since(0, 100).await.unwrap(), all);
+    // Pruning before the fourth keeps the fourth and fifth: a reader at the third still finds
+    // all it has not read, and the newest position does not move.
     assert_eq!(store.prune_changes(all[3].position).await.unwrap(), 3);
     assert_eq!(store.changes_since(0, 100).await.unwrap(), all[3..]);
+    assert_eq!(
+        store.changes_since(all[2].position, 100).await.unwrap(),
+        all[3..]
+    );
+    assert_eq!(
+        store.latest_change_position().await.unwrap(),
+        all[4].position
+    );
     assert_eq!(store.prune_changes(all[3].position).await.unwrap(), 0);
     // Everything pruned: the next change still comes after every earlier position.
     assert_eq!(store.prune_changes(u64::MAX).await.unwrap(), 2);
@@ -1399,6 +1413,39 @@ pub async fn changes_catch_up_and_prune(store: Arc<dyn Store>) {
         next[0].position > all[4].position,
         "a position is never reused"
     );
+}
+
+/// `wait_for_change` is woken by a committed change long before its `max`, or says at once,
+/// every time, that the backend signals nothing (SQLite: the reader polls). A backend that
+/// listens answers `Woken` when it starts listening (a change just before was not signalled).
+pub async fn changes_wake_a_waiter_or_say_they_cannot(store: Arc<dyn Store>) {
+    let a = create(&*store, "waker").await;
+    let long = Duration::from_secs(3600);
+    // A guard against a hang, not a measurement.
+    let patience = Duration::from_secs(30);
+    let first = tokio::time::timeout(patience, store.wait_for_change(long))
+        .await
+        .expect("the first wait answers at once")
+        .unwrap();
+    if first == ChangeWait::NotSupported {
+        let again = tokio::time::timeout(patience, store.wait_for_change(long))
+            .await
+            .expect("NotSupported comes at once");
+        assert_eq!(again.unwrap(), ChangeWait::NotSupported);
+        return;
+    }
+    assert_eq!(first, ChangeWait::Woken);
+    let waiting = tokio::spawn({
+        let store = Arc::clone(&store);
+        async move { store.wait_for_change(long).await }
+    });
+    assert!(store.set_disabled(&a.id, true, T0.plus(1)).await.unwrap());
+    let woke = tokio::time::timeout(patience, waiting)
+        .await
+        .expect("woken by the commit, not by max")
+        .unwrap()
+        .unwrap();
+    assert_eq!(woke, ChangeWait::Woken);
 }
 
 /// A write that fails or is refused publishes nothing: the change and the write commit

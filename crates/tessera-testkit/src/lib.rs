@@ -124,6 +124,7 @@ macro_rules! store_conformance_tests {
             conflicts_name_the_broken_rule,
             changes_are_published_by_every_write_path,
             changes_catch_up_and_prune,
+            changes_wake_a_waiter_or_say_they_cannot,
             changes_commit_with_their_write_only,
             audit_appends_and_lists_newest_first,
             audit_prune_keeps_recent_events,

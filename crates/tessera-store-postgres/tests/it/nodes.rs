@@ -8,7 +8,7 @@ use sqlx::postgres::PgConnection;
 use tessera_domain::account::{AccountId, Role};
 use tessera_domain::change::Change;
 use tessera_domain::clock::UnixTime;
-use tessera_domain::store::{AccountStore as _, ChangeStore as _, SecretStore as _};
+use tessera_domain::store::{AccountStore as _, ChangeStore as _, ChangeWait, SecretStore as _};
 use tessera_store_postgres::PgStore;
 use tessera_testkit::conformance::new_account;
 
@@ -219,6 +219,171 @@ async fn a_later_change_never_becomes_visible_before_an_earlier_one() {
             ]
         );
         node.close().await;
+    })
+    .await;
+}
+
+/// A guard against a hang, not a measurement.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// `wait_for_change` on one store: its first call starts listening and answers `Woken` (a
+/// change before that was not signalled); then a commit in another schema of the database does
+/// not wake it (the payload names the schema), and a commit in its own does, long before `max`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_store_wakes_for_its_own_schema_only() {
+    in_fresh_schemas(2, |schemas| async move {
+        let url = database_url();
+        let waiter = PgStore::connect_with_schema(&url, &schemas[0])
+            .await
+            .unwrap();
+        let same = PgStore::connect_with_schema(&url, &schemas[0])
+            .await
+            .unwrap();
+        let elsewhere = PgStore::connect_with_schema(&url, &schemas[1])
+            .await
+            .unwrap();
+        let short = std::time::Duration::from_millis(300);
+        let long = std::time::Duration::from_secs(3600);
+        assert_eq!(
+            waiter.wait_for_change(short).await.unwrap(),
+            ChangeWait::Woken
+        );
+        assert_eq!(
+            waiter.wait_for_change(short).await.unwrap(),
+            ChangeWait::TimedOut
+        );
+
+        let other = AccountId::generate();
+        elsewhere
+            .create_account(
+                &new_account("elsewhere", Role::User),
+                &other,
+                None,
+                UnixTime(1),
+            )
+            .await
+            .unwrap();
+        assert!(
+            elsewhere
+                .set_disabled(&other, true, UnixTime(2))
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            waiter.wait_for_change(short).await.unwrap(),
+            ChangeWait::TimedOut,
+            "another schema's change woke this store"
+        );
+
+        let id = AccountId::generate();
+        same.create_account(&new_account("here", Role::User), &id, None, UnixTime(1))
+            .await
+            .unwrap();
+        let wait = tokio::spawn({
+            let waiter = waiter.clone();
+            async move { waiter.wait_for_change(long).await }
+        });
+        assert!(same.set_disabled(&id, true, UnixTime(2)).await.unwrap());
+        let woke = tokio::time::timeout(PATIENCE, wait)
+            .await
+            .expect("woken by the commit, not by max")
+            .unwrap()
+            .unwrap();
+        assert_eq!(woke, ChangeWait::Woken);
+        for s in [&waiter, &same, &elsewhere] {
+            s.close().await;
+        }
+    })
+    .await;
+}
+
+/// The LISTEN connection, named `<application_name> listen`, is killed: the waiter hears of it
+/// (`Unavailable`), the next call connects again and answers `Woken` (read the table: what was
+/// committed meanwhile was not signalled), and commits wake it again. A closed store's wait
+/// fails at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_listen_connection_is_reported_and_made_again() {
+    in_fresh_schemas(1, |schemas| async move {
+        let url = database_url();
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let named = format!("{url}{sep}application_name={}", schemas[0]);
+        let waiter = PgStore::connect_with_schema(&named, &schemas[0])
+            .await
+            .unwrap();
+        let writer = PgStore::connect_with_schema(&url, &schemas[0])
+            .await
+            .unwrap();
+        let long = std::time::Duration::from_secs(3600);
+        assert_eq!(
+            waiter.wait_for_change(long).await.unwrap(),
+            ChangeWait::Woken
+        );
+        let mut admin = PgConnection::connect(&url).await.unwrap();
+        let name = format!("{} listen", schemas[0]);
+        let pid: i32 = sqlx::query_scalar(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN%'",
+        )
+        .bind(&name)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        let wait = tokio::spawn({
+            let waiter = waiter.clone();
+            async move { waiter.wait_for_change(long).await }
+        });
+        let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+            .bind(pid)
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+        assert!(killed);
+        let lost = tokio::time::timeout(PATIENCE, wait)
+            .await
+            .expect("the loss is reported, not waited out")
+            .unwrap();
+        assert!(
+            matches!(lost, Err(tessera_domain::StoreError::Unavailable(_))),
+            "{lost:?}"
+        );
+        // Committed while nobody listens.
+        let id = AccountId::generate();
+        writer
+            .create_account(&new_account("unheard", Role::User), &id, None, UnixTime(1))
+            .await
+            .unwrap();
+        assert!(writer.set_disabled(&id, true, UnixTime(2)).await.unwrap());
+        assert_eq!(
+            waiter.wait_for_change(long).await.unwrap(),
+            ChangeWait::Woken,
+            "a new listener says: read the table"
+        );
+        let again: i32 = sqlx::query_scalar(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN%'",
+        )
+        .bind(&name)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        assert_ne!(again, pid);
+        let wait = tokio::spawn({
+            let waiter = waiter.clone();
+            async move { waiter.wait_for_change(long).await }
+        });
+        assert!(writer.set_disabled(&id, false, UnixTime(3)).await.unwrap());
+        let woke = tokio::time::timeout(PATIENCE, wait)
+            .await
+            .expect("woken again")
+            .unwrap()
+            .unwrap();
+        assert_eq!(woke, ChangeWait::Woken);
+
+        waiter.close().await;
+        let closed = tokio::time::timeout(PATIENCE, waiter.wait_for_change(long))
+            .await
+            .expect("a closed store does not wait");
+        assert!(closed.is_err(), "{closed:?}");
+        writer.close().await;
+        admin.close().await.unwrap();
     })
     .await;
 }
