@@ -195,7 +195,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let mut tasks = spawn_background(state.clone());
-    tasks.push(crate::changes::follow(state.clone()).await);
+    tasks.push(crate::changes::follow(state.clone()).await.into_task());
     let app = router(state.clone());
     let timeouts = state.config().timeouts;
     let result = crate::conn::serve_router(listener, app, timeouts, shutdown).await;
