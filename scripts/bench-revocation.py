@@ -6,7 +6,8 @@ PostgreSQL URL given with --database, which should name a fresh schema through
 `options[search_path]=...`), each caching sessions for 300 s so that only the change feed can
 make node B refuse. Then, N times: sign in on A, have B cache the session (/auth/verify 200),
 sign out on A (POST /logout), and poll B's /auth/verify until it answers 401; the time from the
-logout's answer to that 401 is one sample. Prints p50/p99/max.
+logout's answer to that 401 is one sample. Prints p50/p90/p99/max; the nodes' logs stay in the
+temporary directory it names.
 
     cargo build -p tessera-cli
     scripts/bench-revocation.py --tessera target/debug/tessera -n 1000
@@ -66,10 +67,11 @@ def main():
     cli("migrate")
     cli("user", "add", "bench", "--password-stdin", stdin=PASSWORD + "\n")
     nodes = []
-    for _ in range(2):
+    for name in ("a", "b"):
         port = free_port()
+        log = open(os.path.join(tmp, f"node-{name}.log"), "wb")
         proc = subprocess.Popen([a.tessera, "serve", "--listen", f"127.0.0.1:{port}", *where],
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
         nodes.append((proc, port))
     try:
         for proc, port in nodes:
@@ -108,7 +110,8 @@ def main():
         q = lambda f: samples[min(len(samples) - 1, int(f * len(samples)))] * 1000
         backend = "postgres" if a.database else "sqlite"
         print(f"{backend}: revoke on A -> first 401 on B over {len(samples)} revocations: "
-              f"p50 {q(0.50):.0f} ms, p99 {q(0.99):.0f} ms, max {samples[-1] * 1000:.0f} ms")
+              f"p50 {q(0.50):.0f} ms, p90 {q(0.90):.0f} ms, p99 {q(0.99):.0f} ms, "
+              f"max {samples[-1] * 1000:.0f} ms (node logs in {tmp})")
     finally:
         for proc, _ in nodes:
             proc.terminate()
