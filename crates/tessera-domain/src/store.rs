@@ -3,8 +3,6 @@
 //! Domain types in and out; no SQL row crosses these traits. Every write that the caller relies
 //! on is durable (committed) when the future resolves.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 
 use crate::account::{Account, AccountId, NewAccount, Username};
@@ -240,12 +238,14 @@ pub trait ChangeStore: Send + Sync {
     /// Deletes the changes before `position`; returns how many.
     async fn prune_changes(&self, before: u64) -> StoreResult<u64>;
 
-    /// Waits up to `max` for a sign that a change was committed (PostgreSQL: a `NOTIFY` heard
-    /// on a `LISTEN` connection). A wake-up only says "read the feed": the durable change table
-    /// stays the truth, so a lost signal costs a caller that re-reads at least every `max` no
-    /// more than `max`. `Unavailable` when the listening connection is lost or cannot be made
-    /// (the next call makes a new one). One waiter at a time per store; others queue.
-    async fn wait_for_change(&self, max: Duration) -> StoreResult<ChangeWait>;
+    /// Waits for a sign that a change was committed (PostgreSQL: a `NOTIFY` heard on a
+    /// `LISTEN` connection), or answers `NotSupported` at once. It has no time limit of its own
+    /// (the stores have no async runtime): the caller bounds it with its timer, and cancelling
+    /// it is safe (the listener is kept for the next call). A wake-up only says "read the feed":
+    /// the durable change table stays the truth, so a lost signal costs a caller that re-reads
+    /// at least every `t` no more than `t`. `Unavailable` when the listening connection is lost
+    /// or cannot be made (the next call makes a new one). Meant for one waiter per store.
+    async fn wait_for_change(&self) -> StoreResult<ChangeWait>;
 }
 
 /// What [`ChangeStore::wait_for_change`] saw.
@@ -255,8 +255,6 @@ pub enum ChangeWait {
     /// (re)started and a change committed before it would not have been signalled. Read the
     /// feed now.
     Woken,
-    /// `max` passed without a notification.
-    TimedOut,
     /// This backend sends no notifications (SQLite: other processes write the file) and
     /// returned at once: the caller polls on its own schedule.
     NotSupported,

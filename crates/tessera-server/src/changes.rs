@@ -37,9 +37,10 @@ pub const POLL_EVERY: Duration = Duration::from_millis(200);
 /// on what a lost notification costs.
 pub const SAFETY_NET: Duration = Duration::from_secs(1);
 
-/// How long the task lets one `wait_for_change` run before reading anyway, should connecting
-/// the listener hang (an unreachable host is only given up after the pool's acquire time-out).
-const WAIT_CAP: Duration = Duration::from_secs(2);
+/// How long the task lets `wait_for_change` make a new listening connection before it reads
+/// anyway and counts the listener as broken (an unreachable host is only given up after the
+/// pool's acquire time-out).
+const CONNECT_CAP: Duration = Duration::from_secs(5);
 
 /// Changes read per query; a longer backlog is read in pages without waiting.
 const PAGE: u32 = 500;
@@ -114,6 +115,7 @@ async fn run(state: AppState, mut position: Option<u64>, status: Arc<Mutex<FeedS
     };
     let mut failing = false;
     let mut deaf = false;
+    let mut listening = false;
     let mut backoff = POLL_EVERY;
     let mut marks: VecDeque<(Instant, u64)> = VecDeque::new();
     let mut next_prune = Instant::now();
@@ -156,35 +158,46 @@ async fn run(state: AppState, mut position: Option<u64>, status: Arc<Mutex<FeedS
                 continue;
             }
         }
-        let waited =
-            tokio::time::timeout(WAIT_CAP, state.store().wait_for_change(SAFETY_NET)).await;
-        match waited {
-            Ok(Ok(ChangeWait::NotSupported)) => tokio::time::sleep(POLL_EVERY).await,
-            Ok(Ok(ChangeWait::Woken | ChangeWait::TimedOut)) => {
+        // Bounded here: the store has no timer of its own (nor a runtime).
+        let cap = if listening { SAFETY_NET } else { CONNECT_CAP };
+        let waited = tokio::time::timeout(cap, state.store().wait_for_change()).await;
+        let broken = match waited {
+            Ok(Ok(ChangeWait::NotSupported)) => {
+                tokio::time::sleep(POLL_EVERY).await;
+                continue;
+            }
+            Ok(Ok(ChangeWait::Woken)) => None,
+            // Nothing signalled for SAFETY_NET: the safety-net read.
+            Err(_elapsed) if listening => None,
+            Err(_elapsed) => Some("no LISTEN connection within 5 s".to_owned()),
+            Ok(Err(e)) => Some(e.to_string()),
+        };
+        match broken {
+            None => {
                 if deaf {
                     deaf = false;
                     tracing::info!(
                         "listening for changes again; re-reading from the last applied position"
                     );
                 }
+                listening = true;
                 update(&|s| s.listening = true);
             }
-            Ok(Err(e)) => {
+            Some(error) => {
                 if !deaf {
                     deaf = true;
                     tracing::warn!(
-                        error = %e,
+                        %error,
                         "lost the change notifications; reading the change feed every 200 ms until listening works again"
                     );
                 }
+                listening = false;
                 update(&|s| {
                     s.listen_failures += 1;
                     s.listening = false;
                 });
                 tokio::time::sleep(POLL_EVERY).await;
             }
-            // Connecting the listener hangs: read meanwhile, try again next time.
-            Err(_elapsed) => {}
         }
     }
 }

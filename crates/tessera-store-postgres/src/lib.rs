@@ -14,7 +14,8 @@
 mod error;
 
 use std::str::FromStr as _;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -55,12 +56,14 @@ pub struct PgStore {
 
 /// The `LISTEN` side of the change feed: a pool of its own (so the long-held connection never
 /// takes one of the store's, and is named `<application_name> listen` in `pg_stat_activity`),
-/// connected on the first [`ChangeStore::wait_for_change`](tessera_domain::store::ChangeStore)
-/// and made again after it breaks.
+/// connected on the first `ChangeStore::wait_for_change` and made again after it breaks.
+/// Between waits the listener rests in `idle`; a wait takes it out ([`Lease`]).
 #[derive(Debug)]
 struct Listen {
     pool: PgPool,
-    listener: tokio::sync::Mutex<Option<Listening>>,
+    idle: Mutex<Option<Listening>>,
+    /// Set by `close`: a listener is then dropped, never put back.
+    closed: AtomicBool,
 }
 
 /// A live `LISTEN` connection and the schema whose notifications concern this store.
@@ -84,8 +87,39 @@ impl Listen {
             .connect_lazy_with(options.clone().application_name(&name));
         Arc::new(Listen {
             pool,
-            listener: tokio::sync::Mutex::new(None),
+            idle: Mutex::new(None),
+            closed: AtomicBool::new(false),
         })
+    }
+
+    /// Puts `listening` back for the next wait, unless the store is closing or another waiter
+    /// already put one back (then it is dropped: its connection goes back to the pool).
+    fn put_back(&self, listening: Listening) {
+        let spare = {
+            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            if idle.is_none() && !self.closed.load(Ordering::Acquire) {
+                *idle = Some(listening);
+                None
+            } else {
+                Some(listening)
+            }
+        };
+        drop(spare);
+    }
+}
+
+/// The listener while a wait has it. Put back when the wait ends, also when the caller's timer
+/// cancels it (reading a notification is cancel-safe in sqlx); emptied when it broke.
+struct Lease<'a> {
+    listen: &'a Listen,
+    listening: Option<Listening>,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(listening) = self.listening.take() {
+            self.listen.put_back(listening);
+        }
     }
 }
 
@@ -185,11 +219,18 @@ impl PgStore {
 
     /// Closes every connection; later calls fail with `Unavailable`.
     pub async fn close(&self) {
-        // Closing waits for every connection to come back, the listener's included: a waiter
-        // holding it gets `PoolClosed` at once and drops it; an idle one is dropped here.
-        tokio::join!(self.listen.pool.close(), async {
-            drop(self.listen.listener.lock().await.take());
-        });
+        // Closing waits for every connection to come back, the listener's included: an idle
+        // listener is dropped here, one a waiter holds fails with `PoolClosed` at once and is
+        // dropped too (`closed` keeps it from being put back).
+        self.listen.closed.store(true, Ordering::Release);
+        let idle = self
+            .listen
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        drop(idle);
+        self.listen.pool.close().await;
         self.pool.close().await;
     }
 
@@ -430,31 +471,41 @@ impl Backend for PgStore {
         tx.commit().await.map_err(map_err(Op::Write))
     }
 
-    async fn wait_for_change(&self, max: Duration) -> StoreResult<ChangeWait> {
-        let mut slot = self.listen.listener.lock().await;
-        let Some(listening) = slot.as_mut() else {
-            *slot = Some(self.start_listening().await?);
+    async fn wait_for_change(&self) -> StoreResult<ChangeWait> {
+        let idle = self
+            .listen
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(listening) = idle else {
+            let listening = self.start_listening().await?;
+            self.listen.put_back(listening);
             // A change committed before LISTEN took effect was not signalled: read now.
             return Ok(ChangeWait::Woken);
         };
-        let deadline = tokio::time::Instant::now() + max;
+        let mut lease = Lease {
+            listen: &self.listen,
+            listening: Some(listening),
+        };
         loop {
-            let received = tokio::time::timeout_at(deadline, listening.listener.try_recv()).await;
-            let lost = match received {
-                Err(_elapsed) => return Ok(ChangeWait::TimedOut),
-                Ok(Ok(Some(note))) if note.payload() == listening.schema => {
+            let Some(listening) = lease.listening.as_mut() else {
+                return Err(StoreError::Unavailable("no LISTEN connection".into()));
+            };
+            let lost = match listening.listener.try_recv().await {
+                Ok(Some(note)) if note.payload() == listening.schema => {
                     // Several commits may have been signalled meanwhile: one read covers them.
                     while listening.listener.next_buffered().is_some() {}
                     return Ok(ChangeWait::Woken);
                 }
                 // Another schema's change (tests give each store its own).
-                Ok(Ok(Some(_))) => continue,
-                Ok(Ok(None)) => StoreError::Unavailable("the LISTEN connection was lost".into()),
-                Ok(Err(e)) => map_err(Op::Read)(e),
+                Ok(Some(_)) => continue,
+                Ok(None) => StoreError::Unavailable("the LISTEN connection was lost".into()),
+                Err(e) => map_err(Op::Read)(e),
             };
             // Notifications sent while it was down are gone: the next call connects again and
             // answers `Woken`, so the caller re-reads the table.
-            *slot = None;
+            lease.listening = None;
             return Err(lost);
         }
     }

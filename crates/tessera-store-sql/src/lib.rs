@@ -24,8 +24,6 @@ pub mod migrations;
 #[doc(hidden)]
 pub mod store;
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use sqlx::error::DatabaseError;
 use tessera_domain::StoreError;
@@ -81,7 +79,7 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// `ChangeStore::wait_for_change`: how this database signals a committed change (a
     /// `LISTEN` connection on PostgreSQL; nothing on SQLite, which answers `NotSupported` at
     /// once).
-    async fn wait_for_change(&self, max: Duration) -> StoreResult<ChangeWait>;
+    async fn wait_for_change(&self) -> StoreResult<ChangeWait>;
 }
 
 /// What the expansion of [`sql_store!`] names; not part of the API.

@@ -759,9 +759,8 @@ macro_rules! sql_store {
 
                 async fn wait_for_change(
                     &self,
-                    max: std::time::Duration,
                 ) -> StoreResult<$crate::__private::tessera_domain::store::ChangeWait> {
-                    <$store as $crate::Backend>::wait_for_change(self, max).await
+                    <$store as $crate::Backend>::wait_for_change(self).await
                 }
             }
 

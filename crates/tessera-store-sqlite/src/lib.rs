@@ -205,7 +205,7 @@ impl Backend for SqliteStore {
         tx.commit().await.map_err(map_err(Op::Write))
     }
 
-    async fn wait_for_change(&self, _max: Duration) -> StoreResult<ChangeWait> {
+    async fn wait_for_change(&self) -> StoreResult<ChangeWait> {
         // No notification crosses processes on one file: the reader polls (an empty read is
         // one indexed query), on its own timer, so this crate needs no async runtime.
         Ok(ChangeWait::NotSupported)

@@ -228,12 +228,15 @@ const PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// `wait_for_change` on one store: its first call starts listening and answers `Woken` (a
 /// change before that was not signalled); then a commit in another schema of the database does
-/// not wake it (the payload names the schema), and a commit in its own does, long before `max`.
+/// not wake it (the payload names the schema), and a commit in its own does. A wait cancelled by
+/// the caller's timer keeps the listener (no new connection).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiting_store_wakes_for_its_own_schema_only() {
     in_fresh_schemas(2, |schemas| async move {
         let url = database_url();
-        let waiter = PgStore::connect_with_schema(&url, &schemas[0])
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let named = format!("{url}{sep}application_name={}", schemas[0]);
+        let waiter = PgStore::connect_with_schema(&named, &schemas[0])
             .await
             .unwrap();
         let same = PgStore::connect_with_schema(&url, &schemas[0])
@@ -243,14 +246,13 @@ async fn a_waiting_store_wakes_for_its_own_schema_only() {
             .await
             .unwrap();
         let short = std::time::Duration::from_millis(300);
-        let long = std::time::Duration::from_secs(3600);
-        assert_eq!(
-            waiter.wait_for_change(short).await.unwrap(),
-            ChangeWait::Woken
-        );
-        assert_eq!(
-            waiter.wait_for_change(short).await.unwrap(),
-            ChangeWait::TimedOut
+        assert_eq!(waiter.wait_for_change().await.unwrap(), ChangeWait::Woken);
+        let listener = listener_pid(&schemas[0]).await;
+        assert!(
+            tokio::time::timeout(short, waiter.wait_for_change())
+                .await
+                .is_err(),
+            "nothing was committed"
         );
 
         let other = AccountId::generate();
@@ -269,9 +271,10 @@ async fn a_waiting_store_wakes_for_its_own_schema_only() {
                 .await
                 .unwrap()
         );
-        assert_eq!(
-            waiter.wait_for_change(short).await.unwrap(),
-            ChangeWait::TimedOut,
+        assert!(
+            tokio::time::timeout(short, waiter.wait_for_change())
+                .await
+                .is_err(),
             "another schema's change woke this store"
         );
 
@@ -281,20 +284,38 @@ async fn a_waiting_store_wakes_for_its_own_schema_only() {
             .unwrap();
         let wait = tokio::spawn({
             let waiter = waiter.clone();
-            async move { waiter.wait_for_change(long).await }
+            async move { waiter.wait_for_change().await }
         });
         assert!(same.set_disabled(&id, true, UnixTime(2)).await.unwrap());
         let woke = tokio::time::timeout(PATIENCE, wait)
             .await
-            .expect("woken by the commit, not by max")
+            .expect("woken by the commit")
             .unwrap()
             .unwrap();
         assert_eq!(woke, ChangeWait::Woken);
+        // The cancelled waits above kept their listener.
+        assert_eq!(listener_pid(&schemas[0]).await, listener);
         for s in [&waiter, &same, &elsewhere] {
             s.close().await;
         }
     })
     .await;
+}
+
+/// The backend pid of the one LISTEN connection of the store whose `application_name` is
+/// `name` (its listener is named `<name> listen`).
+async fn listener_pid(name: &str) -> i32 {
+    let mut admin = PgConnection::connect(&database_url()).await.unwrap();
+    let pids: Vec<i32> = sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN%'",
+    )
+    .bind(format!("{name} listen"))
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    admin.close().await.unwrap();
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    pids[0]
 }
 
 /// The LISTEN connection, named `<application_name> listen`, is killed: the waiter hears of it
@@ -313,30 +334,20 @@ async fn a_killed_listen_connection_is_reported_and_made_again() {
         let writer = PgStore::connect_with_schema(&url, &schemas[0])
             .await
             .unwrap();
-        let long = std::time::Duration::from_secs(3600);
-        assert_eq!(
-            waiter.wait_for_change(long).await.unwrap(),
-            ChangeWait::Woken
-        );
-        let mut admin = PgConnection::connect(&url).await.unwrap();
-        let name = format!("{} listen", schemas[0]);
-        let pid: i32 = sqlx::query_scalar(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN%'",
-        )
-        .bind(&name)
-        .fetch_one(&mut admin)
-        .await
-        .unwrap();
+        assert_eq!(waiter.wait_for_change().await.unwrap(), ChangeWait::Woken);
+        let pid = listener_pid(&schemas[0]).await;
         let wait = tokio::spawn({
             let waiter = waiter.clone();
-            async move { waiter.wait_for_change(long).await }
+            async move { waiter.wait_for_change().await }
         });
+        let mut admin = PgConnection::connect(&url).await.unwrap();
         let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
             .bind(pid)
             .fetch_one(&mut admin)
             .await
             .unwrap();
         assert!(killed);
+        admin.close().await.unwrap();
         let lost = tokio::time::timeout(PATIENCE, wait)
             .await
             .expect("the loss is reported, not waited out")
@@ -353,21 +364,14 @@ async fn a_killed_listen_connection_is_reported_and_made_again() {
             .unwrap();
         assert!(writer.set_disabled(&id, true, UnixTime(2)).await.unwrap());
         assert_eq!(
-            waiter.wait_for_change(long).await.unwrap(),
+            waiter.wait_for_change().await.unwrap(),
             ChangeWait::Woken,
             "a new listener says: read the table"
         );
-        let again: i32 = sqlx::query_scalar(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN%'",
-        )
-        .bind(&name)
-        .fetch_one(&mut admin)
-        .await
-        .unwrap();
-        assert_ne!(again, pid);
+        assert_ne!(listener_pid(&schemas[0]).await, pid);
         let wait = tokio::spawn({
             let waiter = waiter.clone();
-            async move { waiter.wait_for_change(long).await }
+            async move { waiter.wait_for_change().await }
         });
         assert!(writer.set_disabled(&id, false, UnixTime(3)).await.unwrap());
         let woke = tokio::time::timeout(PATIENCE, wait)
@@ -377,13 +381,13 @@ async fn a_killed_listen_connection_is_reported_and_made_again() {
             .unwrap();
         assert_eq!(woke, ChangeWait::Woken);
 
-        waiter.close().await;
-        let closed = tokio::time::timeout(PATIENCE, waiter.wait_for_change(long))
+        let closing = tokio::time::timeout(PATIENCE, waiter.close()).await;
+        assert!(closing.is_ok(), "close does not wait for the idle listener");
+        let closed = tokio::time::timeout(PATIENCE, waiter.wait_for_change())
             .await
             .expect("a closed store does not wait");
         assert!(closed.is_err(), "{closed:?}");
         writer.close().await;
-        admin.close().await.unwrap();
     })
     .await;
 }
