@@ -102,12 +102,13 @@ impl KeyUri {
         };
         let (label, query) = rest.split_once('?').unwrap_or((rest, ""));
         let label = decode(label).ok_or(OtpError::Uri("label is not valid percent-encoding"))?;
+        // "Optional spaces may precede the account name": dropped, with or without an issuer.
         let (label_issuer, account) = match label.split_once(':') {
             Some((issuer, account)) => (
                 Some(issuer.to_owned()),
                 account.trim_start_matches(' ').to_owned(),
             ),
-            None => (None, label),
+            None => (None, label.trim_start_matches(' ').to_owned()),
         };
         let mut secret = None;
         let mut issuer = None;
@@ -289,6 +290,7 @@ mod tests {
                 "colon in issuer",
             ),
             (format!("otpauth://totp/A:a:b?{s}"), "colon in account"),
+            (format!("otpauth://totp/%20%20?{s}"), "blank account"),
             ("otpauth://totp/a?secret=GEZDG".into(), "short secret"),
             (
                 format!("otpauth://totp/{}?{s}", "a".repeat(MAX_URI)),
