@@ -102,10 +102,16 @@ impl SqliteStore {
             reader,
             path: path.to_owned(),
         };
-        // SQLite has no migration lock: a second process migrating the same new file at the
-        // same moment fails once, and then finds the work done.
-        if store.migrate().await.is_err() {
-            store.migrate().await?;
+        // SQLite has no migration lock: a process migrating the same new file at the same
+        // moment as another fails each time the other commits a migration between its reading
+        // of the applied list and its own attempt (once per migration at most), and then finds
+        // the work done. A real error fails every attempt and is returned.
+        let mut attempts_left = MIGRATIONS.len();
+        while let Err(e) = store.migrate().await {
+            if attempts_left == 0 {
+                return Err(e);
+            }
+            attempts_left -= 1;
         }
         Ok(store)
     }

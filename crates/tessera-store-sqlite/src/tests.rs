@@ -145,14 +145,19 @@ async fn bad_rows_are_corrupt_not_panics() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stores_opening_a_new_file_at_once_both_succeed() {
-    for _ in 0..5 {
+    // Three at once, 20 times: with more than one migration, a loser can fail once per
+    // migration the winner commits under it (seen with two, once in ~15 runs of 5 rounds).
+    for _ in 0..20 {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        let (a, b) = tokio::join!(SqliteStore::open(&path), SqliteStore::open(&path));
-        let (a, b) = (a.unwrap(), b.unwrap());
-        a.ping().await.unwrap();
-        b.ping().await.unwrap();
-        a.close().await;
-        b.close().await;
+        let (a, b, c) = tokio::join!(
+            SqliteStore::open(&path),
+            SqliteStore::open(&path),
+            SqliteStore::open(&path)
+        );
+        for store in [a.unwrap(), b.unwrap(), c.unwrap()] {
+            store.ping().await.unwrap();
+            store.close().await;
+        }
     }
 }
