@@ -34,6 +34,7 @@ use tessera_store_sql::{Backend, Op};
 pub(crate) const MIGRATIONS: Migrations = &[
     (1, "init", include_str!("../migrations/0001_init.sql")),
     (2, "changes", include_str!("../migrations/0002_changes.sql")),
+    (3, "factors", include_str!("../migrations/0003_factors.sql")),
 ];
 
 /// How long SQLite waits for a lock held by another connection or process.
@@ -103,9 +104,14 @@ impl SqliteStore {
             path: path.to_owned(),
         };
         // SQLite has no migration lock: a second process migrating the same new file at the
-        // same moment fails once, and then finds the work done.
-        if store.migrate().await.is_err() {
-            store.migrate().await?;
+        // same moment can fail once per migration the other applies meanwhile (each one is its
+        // own transaction), and then finds the work done.
+        let mut tries = 0;
+        while let Err(e) = store.migrate().await {
+            tries += 1;
+            if tries > MIGRATIONS.len() {
+                return Err(e);
+            }
         }
         Ok(store)
     }

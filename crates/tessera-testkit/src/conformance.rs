@@ -116,6 +116,7 @@ pub async fn accounts_create_and_look_up(store: Arc<dyn Store>) {
         role: Role::Admin,
         disabled: false,
         failed_logins: 0,
+        mfa_required: false,
         locked_until: None,
         created_at: T0,
         updated_at: T0,
@@ -1689,6 +1690,7 @@ fn held_sign_in(
             passwords: &gated,
             lockout: LockoutPolicy::default(),
             sessions: SessionPolicy::default(),
+            factors: Default::default(),
             now: T0.plus(10),
         };
         let attempt = LoginAttempt {
@@ -1771,6 +1773,7 @@ pub async fn login_racing_a_password_reset_opens_no_session(store: Arc<dyn Store
         passwords: &passwords,
         lockout: LockoutPolicy::default(),
         sessions: SessionPolicy::default(),
+        factors: Default::default(),
         now: T0.plus(12),
     };
     let attempt = LoginAttempt {
@@ -1779,10 +1782,9 @@ pub async fn login_racing_a_password_reset_opens_no_session(store: Arc<dyn Store
         ip: None,
         user_agent: None,
     };
-    let done = login::login(&ctx, attempt)
-        .await
-        .unwrap()
-        .expect("signed in");
+    let Ok(login::LoginOutcome::Session(done)) = login::login(&ctx, attempt).await.unwrap() else {
+        panic!("signed in");
+    };
     assert_eq!(store.sessions_of(&a.id).await.unwrap(), vec![done.session]);
 }
 
