@@ -684,12 +684,17 @@ impl FactorKeys {
     }
 
     /// Opens the sealed seed of factor `id`.
-    pub fn open_seed(&self, id: &FactorId, sealed: &SealedSecret) -> Result<OtpSecret, DomainError> {
+    pub fn open_seed(
+        &self,
+        id: &FactorId,
+        sealed: &SealedSecret,
+    ) -> Result<OtpSecret, DomainError> {
         let plain = self
             .require_ring()?
             .open(&sealed.0, &id.seed_aad())
             .map_err(|e| DomainError::Sealing(e.to_string()))?;
-        OtpSecret::new(plain.to_vec()).map_err(|_| DomainError::Sealing("the seed is malformed".into()))
+        OtpSecret::new(plain.to_vec())
+            .map_err(|_| DomainError::Sealing("the seed is malformed".into()))
     }
 
     /// The keyed hash of a recovery code of factor `id` (already normalised).
@@ -788,19 +793,42 @@ mod tests {
     fn ids_labels_and_phones_are_checked() {
         let id = FactorId::generate();
         assert_eq!(FactorId::parse(id.as_str()).ok(), Some(id.clone()));
-        for bad in ["", "x", &"A".repeat(23), &format!("{}=", &id.as_str()[..21])] {
+        for bad in [
+            "",
+            "x",
+            &"A".repeat(23),
+            &format!("{}=", &id.as_str()[..21]),
+        ] {
             assert!(FactorId::parse(bad).is_err(), "{bad:?}");
         }
-        assert_eq!(FactorLabel::parse("  my phone ").unwrap().as_str(), "my phone");
+        assert_eq!(
+            FactorLabel::parse("  my phone ").unwrap().as_str(),
+            "my phone"
+        );
         assert!(FactorLabel::parse(&"é".repeat(64)).is_ok());
         for bad in ["", "   ", &"a".repeat(65), "a\nb"] {
             assert!(FactorLabel::parse(bad).is_err(), "{bad:?}");
         }
-        assert_eq!(Phone::parse("+44 (20) 7946-0958").unwrap().as_str(), "+442079460958");
-        for bad in ["442079460958", "+0123456789", "+1234567", "+1234567890123456", "+44a1234567"] {
+        assert_eq!(
+            Phone::parse("+44 (20) 7946-0958").unwrap().as_str(),
+            "+442079460958"
+        );
+        for bad in [
+            "442079460958",
+            "+0123456789",
+            "+1234567",
+            "+1234567890123456",
+            "+44a1234567",
+        ] {
             assert!(Phone::parse(bad).is_err(), "{bad:?}");
         }
-        for kind in [FactorKind::Totp, FactorKind::Hotp, FactorKind::Email, FactorKind::Sms, FactorKind::Recovery] {
+        for kind in [
+            FactorKind::Totp,
+            FactorKind::Hotp,
+            FactorKind::Email,
+            FactorKind::Sms,
+            FactorKind::Recovery,
+        ] {
             assert_eq!(FactorKind::parse(kind.as_str()), Some(kind));
         }
         assert_eq!(FactorKind::Sms.amr(), "sms");
@@ -816,15 +844,18 @@ mod tests {
         assert_eq!(n.len(), 10);
         assert_eq!(*n, a.replace('-', ""));
         assert_eq!(
-            normalise_recovery_code("OIL23-45678").as_deref().map(String::as_str),
+            normalise_recovery_code("OIL23-45678")
+                .as_deref()
+                .map(String::as_str),
             Some("0112345678")
         );
         for bad in ["", "abcd", "abcde-fghjku", "abcde-fghj!", &"a".repeat(65)] {
             assert!(normalise_recovery_code(bad).is_none(), "{bad:?}");
         }
         // 100 fresh codes: all distinct (50 bits each).
-        let set: std::collections::BTreeSet<String> =
-            (0..100).map(|_| generate_recovery_code().to_string()).collect();
+        let set: std::collections::BTreeSet<String> = (0..100)
+            .map(|_| generate_recovery_code().to_string())
+            .collect();
         assert_eq!(set.len(), 100);
     }
 
@@ -838,17 +869,29 @@ mod tests {
         let keys = FactorKeys::new(&[1u8; 32], None);
         let other = FactorKeys::new(&[2u8; 32], None);
         let id = SentCodeId::generate();
-        assert_eq!(keys.sent_code_hash(&id, "123456"), keys.sent_code_hash(&id, "123456"));
-        assert_ne!(keys.sent_code_hash(&id, "123456"), other.sent_code_hash(&id, "123456"));
+        assert_eq!(
+            keys.sent_code_hash(&id, "123456"),
+            keys.sent_code_hash(&id, "123456")
+        );
+        assert_ne!(
+            keys.sent_code_hash(&id, "123456"),
+            other.sent_code_hash(&id, "123456")
+        );
         assert_ne!(
             keys.sent_code_hash(&id, "123456"),
             keys.sent_code_hash(&SentCodeId::generate(), "123456")
         );
         let f = FactorId::generate();
-        assert_ne!(keys.recovery_hash(&f, "abc"), keys.recovery_hash(&FactorId::generate(), "abc"));
+        assert_ne!(
+            keys.recovery_hash(&f, "abc"),
+            keys.recovery_hash(&FactorId::generate(), "abc")
+        );
         // No master key: sealing is a clear error.
         let seed = OtpSecret::generate(OtpAlgorithm::Sha1).unwrap();
-        assert!(matches!(keys.seal_seed(&f, &seed), Err(DomainError::NoMasterKey)));
+        assert!(matches!(
+            keys.seal_seed(&f, &seed),
+            Err(DomainError::NoMasterKey)
+        ));
     }
 
     #[test]

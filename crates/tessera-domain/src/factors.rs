@@ -193,7 +193,12 @@ fn event(kind: AuditKind, account: &AccountId, actor: &Actor, now: UnixTime) -> 
 }
 
 fn detail(factor: &Factor, actor: &Actor) -> String {
-    format!("{} {} by {}", factor.kind().as_str(), factor.id, actor.label)
+    format!(
+        "{} {} by {}",
+        factor.kind().as_str(),
+        factor.id,
+        actor.label
+    )
 }
 
 fn otp_invalid(e: OtpError) -> DomainError {
@@ -201,7 +206,10 @@ fn otp_invalid(e: OtpError) -> DomainError {
 }
 
 /// The factors of an account, as shown to its owner or an admin, oldest first.
-pub async fn list(store: &dyn Store, account: &AccountId) -> Result<Vec<FactorSummary>, DomainError> {
+pub async fn list(
+    store: &dyn Store,
+    account: &AccountId,
+) -> Result<Vec<FactorSummary>, DomainError> {
     Ok(store
         .factors_of(account)
         .await?
@@ -545,7 +553,9 @@ pub async fn import_hotp(
         HotpSeed::Uri(text) => {
             let uri = KeyUri::parse(text).map_err(otp_invalid)?;
             let OtpKind::Hotp { counter } = uri.kind else {
-                return Err(DomainError::Invalid("the URI is not an otpauth://hotp URI".into()));
+                return Err(DomainError::Invalid(
+                    "the URI is not an otpauth://hotp URI".into(),
+                ));
             };
             (uri.secret, uri.params, counter)
         }
@@ -627,8 +637,8 @@ pub async fn resync_hotp(
         ctx.policy.hotp_resync_max,
     ) {
         Ok(counter) => {
-            let e = event(AuditKind::FactorResynced, account, actor, ctx.now)
-                .detail(detail(&f, actor));
+            let e =
+                event(AuditKind::FactorResynced, account, actor, ctx.now).detail(detail(&f, actor));
             let next = counter.saturating_add(1);
             if ctx
                 .store
@@ -752,7 +762,9 @@ pub async fn generate_recovery_codes(
             )
         },
     };
-    let codes: Vec<Zeroizing<String>> = (0..RECOVERY_CODES).map(|_| generate_recovery_code()).collect();
+    let codes: Vec<Zeroizing<String>> = (0..RECOVERY_CODES)
+        .map(|_| generate_recovery_code())
+        .collect();
     let mut hashes = Vec::with_capacity(codes.len());
     for c in &codes {
         let n = normalise_recovery_code(c)
@@ -768,7 +780,10 @@ pub async fn generate_recovery_codes(
 }
 
 /// Unused recovery codes of `account` (0 when it has none).
-pub async fn recovery_codes_left(store: &dyn Store, account: &AccountId) -> Result<u64, DomainError> {
+pub async fn recovery_codes_left(
+    store: &dyn Store,
+    account: &AccountId,
+) -> Result<u64, DomainError> {
     match recovery_factor(store, account).await? {
         Some(f) => Ok(store.recovery_codes_left(&f.id).await?),
         None => Ok(0),
@@ -1029,7 +1044,9 @@ pub async fn complete_sign_in(
                         token: session_token,
                     }));
                 }
-                Err(SecondStepRefused::PendingGone) => return Ok(Err(FactorDenial::NoPendingSignIn)),
+                Err(SecondStepRefused::PendingGone) => {
+                    return Ok(Err(FactorDenial::NoPendingSignIn));
+                }
                 Err(SecondStepRefused::AccountUnusable) => {
                     return Ok(Err(FactorDenial::AccountUnusable));
                 }

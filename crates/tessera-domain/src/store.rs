@@ -352,8 +352,11 @@ pub trait FactorStore: Send + Sync {
     ) -> StoreResult<Result<(), Throttled>>;
 
     /// The newest unused, unexpired code of a factor.
-    async fn live_sent_code(&self, factor: &FactorId, now: UnixTime)
-    -> StoreResult<Option<SentCode>>;
+    async fn live_sent_code(
+        &self,
+        factor: &FactorId,
+        now: UnixTime,
+    ) -> StoreResult<Option<SentCode>>;
 
     /// Reserves one check of a sent code (`tries + 1`, only while unused, unexpired and below
     /// `max_tries`): false means the code may not be checked any more.

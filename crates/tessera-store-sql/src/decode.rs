@@ -14,7 +14,6 @@ use tessera_domain::factor::{
 };
 use tessera_domain::session::{Session, SessionId, TokenHash};
 
-
 /// The column types the schema uses, read by name from a row of either backend; a type
 /// mismatch (or a NULL where none may be) is `Corrupt`. The blanket impl below is the one place
 /// that names sqlx's decoding bounds: every row whose database decodes these types has it.
@@ -241,7 +240,9 @@ fn small_u32(value: i64, what: &str) -> Result<u32, StoreError> {
 fn factor_data<R: Columns>(row: &R, kind: FactorKind) -> Result<FactorData, StoreError> {
     let sealed = || -> Result<SealedSecret, StoreError> {
         let bytes: Option<Vec<u8>> = get(row, "secret")?;
-        bytes.map(SealedSecret).ok_or_else(|| corrupt("factor secret"))
+        bytes
+            .map(SealedSecret)
+            .ok_or_else(|| corrupt("factor secret"))
     };
     let algorithm = || -> Result<OtpAlgorithm, StoreError> {
         let text: Option<String> = get(row, "algorithm")?;
@@ -296,7 +297,6 @@ fn factor_data<R: Columns>(row: &R, kind: FactorKind) -> Result<FactorData, Stor
         FactorKind::Recovery => FactorData::Recovery,
     })
 }
-
 
 /// A `factors` row (see `FACTOR_COLUMNS`).
 pub fn factor_from_row<R: Columns>(row: &R) -> Result<Factor, StoreError> {
