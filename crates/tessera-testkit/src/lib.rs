@@ -5,7 +5,8 @@
 //! ([`passwords`]: inline, and gated to play races in a fixed order). It enables
 //! `tessera-domain`'s `test-support` feature, so only test builds have it.
 //!
-//! Depends on `tessera-domain`, tokio and async-trait only; never on a concrete store (each store crate brings
+//! Depends on `tessera-domain` (and `tessera-token`/zeroize for the factor cases' seeds and
+//! codes), tokio and async-trait only; never on a concrete store (each store crate brings
 //! its own set-up), and no crate may depend on it outside `[dev-dependencies]`.
 
 pub mod clock;
