@@ -3129,3 +3129,138 @@ fn lctx_clone<'a>(c: &LoginContext<'a>) -> LoginContext<'a> {
         now: c.now,
     }
 }
+
+/// Two tasks completing one pending sign-in with the same right code at once: exactly one
+/// session. Cancelling deletes the pending state; pruning removes expired pending sign-ins and
+/// sent codes an hour past their expiry, and nothing newer.
+pub async fn second_step_race_opens_one_session_and_state_is_pruned(store: Arc<dyn Store>) {
+    let a = account_with_password(&*store, "ray").await;
+    let keys = Arc::new(factor_keys());
+    let ctx = fctx(&*store, &keys, T0);
+    let enrol = factors::begin_totp(&ctx, &a, "app", "", OtpParams::DEFAULT, &tester())
+        .await
+        .unwrap();
+    let totp = totp_of(&enrol.uri);
+    factors::confirm_totp(
+        &ctx,
+        &a.id,
+        &enrol.factor.id,
+        &totp.code_at(T0.0).unwrap(),
+        &tester(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let now = T0.plus(90);
+    let (pending, token) =
+        factors::new_pending(&a, None, None, false, &FactorPolicy::default(), now);
+    let e = AuditEvent::new(AuditKind::SecondFactorPending, now);
+    let hash = store
+        .account_by_username(&name("ray"))
+        .await
+        .unwrap()
+        .unwrap()
+        .1
+        .unwrap();
+    store
+        .commit_login_pending(&pending, &hash, None, &e)
+        .await
+        .unwrap()
+        .unwrap();
+    let code = totp.code_at(now.0).unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..2 {
+        let (s, k, t, c, f) = (
+            Arc::clone(&store),
+            Arc::clone(&keys),
+            PendingToken::parse(token.expose()).unwrap(),
+            code.clone(),
+            enrol.factor.id.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let ctx = fctx(&*s, &k, now);
+            let proof = Proof::Code {
+                factor: f,
+                code: typed(&c),
+            };
+            factors::complete_sign_in(&ctx, &SessionPolicy::default(), &t, proof)
+                .await
+                .unwrap()
+                .is_ok()
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        wins += usize::from(t.await.unwrap());
+    }
+    assert_eq!(wins, 1, "one pending sign-in, one session");
+    assert_eq!(store.sessions_of(&a.id).await.unwrap().len(), 1);
+    // Cancel.
+    let (p2, t2) = factors::new_pending(&a, None, None, false, &FactorPolicy::default(), now);
+    store
+        .commit_login_pending(&p2, &hash, None, &e)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(factors::cancel_sign_in(&*store, &t2).await.unwrap());
+    assert!(!factors::cancel_sign_in(&*store, &t2).await.unwrap());
+    // Pruning.
+    let (p3, t3) = factors::new_pending(&a, None, None, false, &FactorPolicy::default(), now);
+    store
+        .commit_login_pending(&p3, &hash, None, &e)
+        .await
+        .unwrap()
+        .unwrap();
+    let dest = factors::Destination::Email(Email::parse("ray@example.com").unwrap());
+    let f = factors::enrol_destination(&ctx, &a.id, "mail", dest, &tester())
+        .await
+        .unwrap();
+    factors::issue_code(&fctx(&*store, &keys, now), &a.id, &f.id, &tester())
+        .await
+        .unwrap()
+        .unwrap();
+    // Before the pending state's expiry: nothing goes.
+    assert_eq!(
+        store
+            .delete_expired_factor_state(now.plus(299))
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(
+        store
+            .pending_login(&t3.hash(), now)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // At its expiry the pending state goes; the sent code (expired at +300) stays for the hour.
+    assert_eq!(
+        store
+            .delete_expired_factor_state(now.plus(300))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        store
+            .pending_login(&t3.hash(), now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store
+            .delete_expired_factor_state(now.plus(300 + 3599))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .delete_expired_factor_state(now.plus(300 + 3600))
+            .await
+            .unwrap(),
+        1
+    );
+}

@@ -148,6 +148,7 @@ macro_rules! store_conformance_tests {
             reseal_is_one_transaction,
             account_deletion_cascades_to_factors,
             required_factor_is_enrolled_at_sign_in,
+            second_step_race_opens_one_session_and_state_is_pruned,
         );
     };
     (@cases $setup:path; $($case:ident),* $(,)?) => {
