@@ -262,7 +262,7 @@ pub async fn begin_totp(
         },
         ..blank(id, account.id.clone(), label, ctx.now)
     };
-    ctx.store.create_factor(&factor).await?;
+    ctx.store.create_factor(&factor, None).await?;
     let uri = KeyUri {
         kind: OtpKind::Totp {
             period: Totp::DEFAULT_PERIOD,
@@ -595,10 +595,9 @@ pub async fn import_hotp(
         },
         ..blank(id, account.clone(), label, ctx.now)
     };
-    ctx.store.create_factor(&factor).await?;
     let e = event(AuditKind::FactorEnrolled, account, actor, ctx.now)
         .detail(format!("{} imported", detail(&factor, actor)));
-    ctx.store.append_audit(&e).await?;
+    ctx.store.create_factor(&factor, Some(&e)).await?;
     Ok(factor.summary())
 }
 
@@ -674,7 +673,7 @@ pub async fn enrol_destination(
         data,
         ..blank(FactorId::generate(), account.clone(), label, ctx.now)
     };
-    ctx.store.create_factor(&factor).await?;
+    ctx.store.create_factor(&factor, None).await?;
     Ok(factor.summary())
 }
 

@@ -244,9 +244,9 @@ pub enum SecondStepRefused {
 /// `UPDATE … RETURNING`), and every change is committed with its audit event.
 #[async_trait]
 pub trait FactorStore: Send + Sync {
-    /// Stores a new factor; `Conflict` if the account already has a factor with this label
-    /// (`factors.label`) or does not exist.
-    async fn create_factor(&self, factor: &Factor) -> StoreResult<()>;
+    /// Stores a new factor, with `event` if given, in one transaction; `Conflict` if the account
+    /// already has a factor with this label (`factors.label`) or does not exist.
+    async fn create_factor(&self, factor: &Factor, event: Option<&AuditEvent>) -> StoreResult<()>;
 
     /// The factor with this id.
     async fn factor_by_id(&self, id: &FactorId) -> StoreResult<Option<Factor>>;

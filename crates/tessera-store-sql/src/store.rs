@@ -966,8 +966,18 @@ macro_rules! sql_store {
 
             #[$crate::__private::async_trait]
             impl FactorStore for $store {
-                async fn create_factor(&self, factor: &Factor) -> StoreResult<()> {
-                    insert_factor(self.writer(), factor, false).await
+                async fn create_factor(
+                    &self,
+                    factor: &Factor,
+                    event: Option<&AuditEvent>,
+                ) -> StoreResult<()> {
+                    let mut tx = self.writer().begin().await.map_err(err(Op::Write))?;
+                    insert_factor(&mut *tx, factor, false).await?;
+                    if let Some(event) = event {
+                        append_audit(&mut *tx, event).await?;
+                    }
+                    tx.commit().await.map_err(err(Op::Write))?;
+                    Ok(())
                 }
 
                 async fn factor_by_id(&self, id: &FactorId) -> StoreResult<Option<Factor>> {

@@ -2026,7 +2026,7 @@ pub async fn factors_round_trip_and_labels_are_unique(store: Arc<dyn Store>) {
         ..totp_factor(&a.id, "Téléphone")
     };
     for f in [&totp, &hotp, &email, &sms] {
-        store.create_factor(f).await.unwrap();
+        store.create_factor(f, None).await.unwrap();
     }
     assert_eq!(
         store.factors_of(&a.id).await.unwrap(),
@@ -2036,7 +2036,7 @@ pub async fn factors_round_trip_and_labels_are_unique(store: Arc<dyn Store>) {
     assert!(store.factors_of(&b.id).await.unwrap().is_empty());
     // The same label on the same account conflicts; on another account it does not.
     let err = store
-        .create_factor(&totp_factor(&a.id, "phone app"))
+        .create_factor(&totp_factor(&a.id, "phone app"), None)
         .await
         .expect_err("duplicate label");
     assert!(
@@ -2044,11 +2044,11 @@ pub async fn factors_round_trip_and_labels_are_unique(store: Arc<dyn Store>) {
         "{err:?}"
     );
     store
-        .create_factor(&totp_factor(&b.id, "phone app"))
+        .create_factor(&totp_factor(&b.id, "phone app"), None)
         .await
         .unwrap();
     let err = store
-        .create_factor(&totp_factor(&AccountId::generate(), "x"))
+        .create_factor(&totp_factor(&AccountId::generate(), "x"), None)
         .await
         .expect_err("no account");
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
@@ -2076,7 +2076,7 @@ pub async fn factors_round_trip_and_labels_are_unique(store: Arc<dyn Store>) {
 pub async fn totp_step_is_accepted_once_even_when_racing(store: Arc<dyn Store>) {
     let a = create(&*store, "tess").await;
     let f = totp_factor(&a.id, "app");
-    store.create_factor(&f).await.unwrap();
+    store.create_factor(&f, None).await.unwrap();
     let used = |step: u64| FactorUse::Totp {
         factor: f.id.clone(),
         step,
@@ -2139,7 +2139,7 @@ pub async fn totp_step_is_accepted_once_even_when_racing(store: Arc<dyn Store>) 
 pub async fn hotp_counter_never_moves_back(store: Arc<dyn Store>) {
     let a = create(&*store, "hal").await;
     let f = hotp_factor(&a.id, "fob", 5);
-    store.create_factor(&f).await.unwrap();
+    store.create_factor(&f, None).await.unwrap();
     let used = |counter: u64| FactorUse::Hotp {
         factor: f.id.clone(),
         counter,
@@ -2206,7 +2206,7 @@ pub async fn hotp_counter_never_moves_back(store: Arc<dyn Store>) {
 pub async fn factor_failures_lock_at_the_limit_and_reset(store: Arc<dyn Store>) {
     let a = create(&*store, "lou").await;
     let f = totp_factor(&a.id, "app");
-    store.create_factor(&f).await.unwrap();
+    store.create_factor(&f, None).await.unwrap();
     let fail = AuditEvent::new(AuditKind::FactorFailure, T0).account(&a.id);
     let lock = AuditEvent::new(AuditKind::FactorLocked, T0).account(&a.id);
     let mut tasks = Vec::new();
@@ -2768,7 +2768,7 @@ pub async fn pending_sign_in_is_single_use_expires_and_is_no_session(store: Arc<
 pub async fn second_step_commit_is_all_or_nothing(store: Arc<dyn Store>) {
     let a = create(&*store, "alf").await;
     let f = totp_factor(&a.id, "app");
-    store.create_factor(&f).await.unwrap();
+    store.create_factor(&f, None).await.unwrap();
     let e = AuditEvent::new(AuditKind::FactorUsed, T0).account(&a.id);
     let step = |step| FactorUse::Totp {
         factor: f.id.clone(),
@@ -3262,5 +3262,153 @@ pub async fn second_step_race_opens_one_session_and_state_is_pruned(store: Arc<d
             .await
             .unwrap(),
         1
+    );
+}
+
+/// HOTP through the domain: a fob imported from hex (audited with its creation) accepts codes
+/// in the look-ahead window once each; a code far ahead is refused until a resync with two
+/// consecutive codes, which never moves the counter back; a URI import keeps its counter.
+pub async fn hotp_import_and_resync_through_the_domain(store: Arc<dyn Store>) {
+    use tessera_token::otp::{Hotp, OtpSecret};
+    let a = create(&*store, "fob").await;
+    let keys = factor_keys();
+    let ctx = fctx(&*store, &keys, T0);
+    let seed_hex = "3132333435363738393031323334353637383930";
+    let fob = Hotp::new(OtpSecret::from_hex(seed_hex).unwrap(), OtpParams::DEFAULT);
+    let import = factors::HotpImport {
+        label: "fob".into(),
+        seed: factors::HotpSeed::Hex(typed(seed_hex)),
+        counter: Some(0),
+        algorithm: None,
+        digits: None,
+    };
+    let f = factors::import_hotp(&ctx, &a.id, import, &tester())
+        .await
+        .unwrap();
+    assert_eq!(f.status, FactorStatus::Active);
+    assert_eq!(
+        store.recent_audit(1).await.unwrap()[0].kind,
+        AuditKind::FactorEnrolled
+    );
+    let proof = |c: String| Proof::Code {
+        factor: f.id.clone(),
+        code: typed(&c),
+    };
+    // RFC 4226 Appendix D: counter 3 is 969429.
+    assert_eq!(fob.code(3), "969429");
+    assert!(
+        factors::verify(&ctx, &a.id, &proof(fob.code(3)), &tester())
+            .await
+            .unwrap()
+            .is_ok()
+    );
+    assert_eq!(
+        factors::verify(&ctx, &a.id, &proof(fob.code(3)), &tester())
+            .await
+            .unwrap(),
+        Err(FactorDenial::Wrong),
+        "behind the counter now"
+    );
+    assert_eq!(
+        factors::verify(&ctx, &a.id, &proof(fob.code(50)), &tester())
+            .await
+            .unwrap(),
+        Err(FactorDenial::Wrong),
+        "beyond the look-ahead"
+    );
+    assert_eq!(
+        factors::resync_hotp(&ctx, &a.id, &f.id, &fob.code(50), &fob.code(52), &tester())
+            .await
+            .unwrap(),
+        Err(FactorDenial::Wrong),
+        "not consecutive"
+    );
+    factors::resync_hotp(&ctx, &a.id, &f.id, &fob.code(50), &fob.code(51), &tester())
+        .await
+        .unwrap()
+        .expect("resynced");
+    assert_eq!(
+        factors::verify(&ctx, &a.id, &proof(fob.code(51)), &tester())
+            .await
+            .unwrap(),
+        Err(FactorDenial::Wrong)
+    );
+    assert!(
+        factors::verify(&ctx, &a.id, &proof(fob.code(52)), &tester())
+            .await
+            .unwrap()
+            .is_ok()
+    );
+    // A resync to codes behind the counter finds nothing to move to.
+    assert!(
+        factors::resync_hotp(&ctx, &a.id, &f.id, &fob.code(10), &fob.code(11), &tester())
+            .await
+            .unwrap()
+            .is_err()
+    );
+    let stored = store.factor_by_id(&f.id).await.unwrap().unwrap();
+    assert!(matches!(
+        stored.data,
+        FactorData::Hotp {
+            next_counter: 53,
+            ..
+        }
+    ));
+    // From a URI, with its own counter and digits; without a master key, refused.
+    let uri = "otpauth://hotp/ACME:fob2?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&counter=7&digits=8";
+    let no_key = FactorKeys::new(&[9u8; 32], None);
+    let err = factors::import_hotp(
+        &fctx(&*store, &no_key, T0),
+        &a.id,
+        factors::HotpImport {
+            label: "fob2".into(),
+            seed: factors::HotpSeed::Uri(typed(uri)),
+            counter: None,
+            algorithm: None,
+            digits: None,
+        },
+        &tester(),
+    )
+    .await
+    .expect_err("no master key");
+    assert!(matches!(err, DomainError::NoMasterKey), "{err:?}");
+    let f2 = factors::import_hotp(
+        &ctx,
+        &a.id,
+        factors::HotpImport {
+            label: "fob2".into(),
+            seed: factors::HotpSeed::Uri(typed(uri)),
+            counter: None,
+            algorithm: None,
+            digits: None,
+        },
+        &tester(),
+    )
+    .await
+    .unwrap();
+    let stored = store.factor_by_id(&f2.id).await.unwrap().unwrap();
+    assert!(matches!(
+        stored.data,
+        FactorData::Hotp {
+            next_counter: 7,
+            digits: 8,
+            ..
+        }
+    ));
+    assert!(
+        factors::import_hotp(
+            &ctx,
+            &a.id,
+            factors::HotpImport {
+                label: "bad".into(),
+                seed: factors::HotpSeed::Hex(typed("zz")),
+                counter: None,
+                algorithm: None,
+                digits: None,
+            },
+            &tester(),
+        )
+        .await
+        .is_err()
     );
 }

@@ -149,6 +149,7 @@ macro_rules! store_conformance_tests {
             account_deletion_cascades_to_factors,
             required_factor_is_enrolled_at_sign_in,
             second_step_race_opens_one_session_and_state_is_pruned,
+            hotp_import_and_resync_through_the_domain,
         );
     };
     (@cases $setup:path; $($case:ident),* $(,)?) => {
