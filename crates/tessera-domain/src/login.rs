@@ -267,30 +267,18 @@ pub async fn login(
             if let Some((offered, enrol_only)) =
                 crate::factors::second_step_needed(&account, &factors, &ctx.factors)
             {
-                let (pending, token) = crate::factors::new_pending(
-                    &account,
-                    attempt.ip.clone(),
-                    attempt.user_agent,
+                let meta = (attempt.ip.clone(), attempt.user_agent);
+                return pend(
+                    ctx,
+                    event,
+                    account,
+                    &checked,
+                    rehash.as_ref(),
+                    offered,
                     enrol_only,
-                    &ctx.factors,
-                    ctx.now,
-                );
-                let mut step = event.clone().account(&account.id);
-                step.kind = AuditKind::SecondFactorPending;
-                step.detail = Some(if enrol_only { "enrol_only" } else { "pwd" }.to_owned());
-                let committed = ctx
-                    .store
-                    .commit_login_pending(&pending, &checked, rehash.as_ref(), &step)
-                    .await?;
-                return match committed {
-                    Ok(()) => Ok(Ok(LoginOutcome::SecondFactor(SecondFactorNeeded {
-                        account,
-                        token,
-                        pending,
-                        factors: offered,
-                    }))),
-                    Err(stale) => refuse_stale(ctx, event, &account, stale).await,
-                };
+                    meta,
+                )
+                .await;
             }
             let (session, token) = Session::open(
                 account.id.clone(),
@@ -312,9 +300,69 @@ pub async fn login(
                     session,
                     token,
                 }))),
+                // A factor was enrolled or required while the password was checked: the
+                // sign-in becomes two-step, on the account as it is now.
+                Err(StaleLogin::SecondFactorNeeded) => {
+                    let fresh = ctx.store.account_by_id(&account.id).await?;
+                    let factors = ctx.store.factors_of(&account.id).await?;
+                    let needed = fresh.as_ref().and_then(|a| {
+                        crate::factors::second_step_needed(a, &factors, &ctx.factors)
+                    });
+                    match (fresh, needed) {
+                        (Some(fresh), Some((offered, enrol_only))) => {
+                            let meta = (session.ip, session.user_agent);
+                            pend(
+                                ctx,
+                                event,
+                                fresh,
+                                &checked,
+                                rehash.as_ref(),
+                                offered,
+                                enrol_only,
+                                meta,
+                            )
+                            .await
+                        }
+                        _ => {
+                            refuse_stale(ctx, event, &account, StaleLogin::CredentialChanged).await
+                        }
+                    }
+                }
                 Err(stale) => refuse_stale(ctx, event, &account, stale).await,
             }
         }
+    }
+}
+
+/// Commits the pending second step of a sign-in whose password was right.
+#[allow(clippy::too_many_arguments)]
+async fn pend(
+    ctx: &LoginContext<'_>,
+    event: AuditEvent,
+    account: Account,
+    checked: &PasswordHash,
+    rehash: Option<&PasswordHash>,
+    offered: Vec<crate::factor::FactorSummary>,
+    enrol_only: bool,
+    (ip, user_agent): (Option<String>, Option<String>),
+) -> Result<LoginResult, DomainError> {
+    let (pending, token) =
+        crate::factors::new_pending(&account, ip, user_agent, enrol_only, &ctx.factors, ctx.now);
+    let mut step = event.clone().account(&account.id);
+    step.kind = AuditKind::SecondFactorPending;
+    step.detail = Some(if enrol_only { "enrol_only" } else { "pwd" }.to_owned());
+    let committed = ctx
+        .store
+        .commit_login_pending(&pending, checked, rehash, &step)
+        .await?;
+    match committed {
+        Ok(()) => Ok(Ok(LoginOutcome::SecondFactor(SecondFactorNeeded {
+            account,
+            token,
+            pending,
+            factors: offered,
+        }))),
+        Err(stale) => refuse_stale(ctx, event, &account, stale).await,
     }
 }
 
@@ -329,8 +377,9 @@ async fn refuse_stale(
         StaleLogin::Gone => Denial::UnknownAccount,
         StaleLogin::Disabled => Denial::Disabled,
         StaleLogin::Locked => Denial::Locked,
-        // The password was right, but for a credential that no longer is.
-        StaleLogin::CredentialChanged => Denial::WrongPassword,
+        // The password was right, but for a credential that no longer is (or the second-factor
+        // set changed twice during the sign-in).
+        StaleLogin::CredentialChanged | StaleLogin::SecondFactorNeeded => Denial::WrongPassword,
     };
     let detail = match stale {
         StaleLogin::CredentialChanged => "credential_changed",

@@ -170,6 +170,9 @@ pub enum StaleLogin {
     Locked,
     /// The stored password hash is no longer the one the sign-in verified.
     CredentialChanged,
+    /// The account gained a usable second factor (or `mfa_required`) after the sign-in read
+    /// it: no password-only session (only [`LoginStore::commit_login_success`] says this).
+    SecondFactorNeeded,
 }
 
 /// The writes of one sign-in attempt, and of a password change, each set in one transaction: an
@@ -183,7 +186,9 @@ pub trait LoginStore: Send + Sync {
     /// hash is still `checked` (the one the password was verified against). Then, all at once:
     /// the hash becomes `rehash` if given (an upgrade to the current argon2 cost),
     /// [`AccountStore::record_login_success`] at the session's creation time,
-    /// [`SessionStore::create_session`], and `event` appended. Otherwise nothing is written
+    /// [`SessionStore::create_session`], and `event` appended, unless the account now has
+    /// `mfa_required` or an active, unlocked factor other than recovery codes
+    /// ([`StaleLogin::SecondFactorNeeded`]). Otherwise nothing is written
     /// and the reason is returned (a reset or a lock that raced the sign-in wins; OWASP ASVS
     /// V3.3.3). All or nothing: if the session cannot be stored, nothing is written either.
     async fn commit_login_success(

@@ -673,6 +673,21 @@ macro_rules! sql_store {
                     {
                         return Ok(Err(stale));
                     }
+                    // After the guard (which holds the account's lock): a factor enrolled or a
+                    // requirement set while the password was checked forbids a one-step session.
+                    let second: bool = sqlx::query_scalar(
+                        "SELECT mfa_required OR EXISTS (SELECT 1 FROM factors \
+                             WHERE account_id = $1 AND status = 'active' \
+                               AND locked_at IS NULL AND kind <> 'recovery') \
+                         FROM accounts WHERE id = $1",
+                    )
+                    .bind(session.account_id.as_str())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(err(Op::Read))?;
+                    if second {
+                        return Ok(Err(StaleLogin::SecondFactorNeeded));
+                    }
                     create_session(&mut *tx, session).await?;
                     append_audit(&mut *tx, event).await?;
                     tx.commit().await.map_err(err(Op::Write))?;

@@ -2784,6 +2784,16 @@ pub async fn second_step_commit_is_all_or_nothing(store: Arc<dyn Store>) {
         .await
         .unwrap()
         .unwrap();
+    // With an active factor, no password-only session commits (a factor enrolled while the
+    // password was being checked wins).
+    assert_eq!(
+        store
+            .commit_login_success(&session(&a.id, T0.plus(1)), &phc("alf"), None, &e)
+            .await
+            .unwrap(),
+        Err(StaleLogin::SecondFactorNeeded)
+    );
+    assert!(store.sessions_of(&a.id).await.unwrap().is_empty());
     let audit_before = store.recent_audit(100).await.unwrap().len();
     let s = session(&a.id, T0.plus(1));
     assert_eq!(
