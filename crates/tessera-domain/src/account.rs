@@ -182,6 +182,9 @@ pub struct Account {
     pub disabled: bool,
     /// Consecutive failed logins since the last success.
     pub failed_logins: u32,
+    /// Sign-in needs a second factor even if none is enrolled yet (then the sign-in only
+    /// allows enrolling one; see [`crate::factors`]).
+    pub mfa_required: bool,
     /// Locked until this time after too many failures (NIST SP 800-63B §5.2.2).
     pub locked_until: Option<UnixTime>,
     /// Creation time.

@@ -21,6 +21,32 @@ pub enum AuditKind {
     AccountLocked,
     /// An administrator lifted a lock.
     AccountUnlocked,
+    /// A second factor was enrolled (proven and activated).
+    FactorEnrolled,
+    /// A second factor proved a sign-in or a re-authentication.
+    FactorUsed,
+    /// A second-factor proof failed.
+    FactorFailure,
+    /// A second factor locked after too many consecutive failures.
+    FactorLocked,
+    /// An administrator unlocked a second factor.
+    FactorUnlocked,
+    /// A second factor was removed (by its owner or an administrator).
+    FactorRemoved,
+    /// An HOTP factor's counter was resynchronised.
+    FactorResynced,
+    /// A one-time code was issued for sending.
+    CodeSent,
+    /// A recovery code was used.
+    RecoveryCodeUsed,
+    /// A new set of recovery codes replaced the previous one.
+    RecoveryCodesGenerated,
+    /// The password step passed; the second step is pending.
+    SecondFactorPending,
+    /// The account's second-factor requirement was set or cleared.
+    MfaRequirementChanged,
+    /// Every sealed secret was re-sealed under the current master key.
+    MasterKeyRotated,
     /// An admin API token was created.
     AdminTokenCreated,
     /// An admin API token was revoked.
@@ -47,6 +73,19 @@ impl AuditKind {
             AuditKind::AccountEnabled => "account_enabled",
             AuditKind::AccountLocked => "account_locked",
             AuditKind::AccountUnlocked => "account_unlocked",
+            AuditKind::FactorEnrolled => "factor_enrolled",
+            AuditKind::FactorUsed => "factor_used",
+            AuditKind::FactorFailure => "factor_failure",
+            AuditKind::FactorLocked => "factor_locked",
+            AuditKind::FactorUnlocked => "factor_unlocked",
+            AuditKind::FactorRemoved => "factor_removed",
+            AuditKind::FactorResynced => "factor_resynced",
+            AuditKind::CodeSent => "code_sent",
+            AuditKind::RecoveryCodeUsed => "recovery_code_used",
+            AuditKind::RecoveryCodesGenerated => "recovery_codes_generated",
+            AuditKind::SecondFactorPending => "second_factor_pending",
+            AuditKind::MfaRequirementChanged => "mfa_requirement_changed",
+            AuditKind::MasterKeyRotated => "master_key_rotated",
             AuditKind::AdminTokenCreated => "admin_token_created",
             AuditKind::AdminTokenRevoked => "admin_token_revoked",
             AuditKind::LoginFailure => "login_failure",
@@ -67,6 +106,19 @@ impl AuditKind {
             AccountEnabled,
             AccountLocked,
             AccountUnlocked,
+            FactorEnrolled,
+            FactorUsed,
+            FactorFailure,
+            FactorLocked,
+            FactorUnlocked,
+            FactorRemoved,
+            FactorResynced,
+            CodeSent,
+            RecoveryCodeUsed,
+            RecoveryCodesGenerated,
+            SecondFactorPending,
+            MfaRequirementChanged,
+            MasterKeyRotated,
             AdminTokenCreated,
             AdminTokenRevoked,
             LoginFailure,

@@ -50,6 +50,13 @@ pub enum DomainError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A factor needing a sealed seed (TOTP, HOTP) cannot be enrolled or used: no master key
+    /// is configured.
+    #[error("no master key is configured: TOTP and HOTP seeds cannot be sealed or opened")]
+    NoMasterKey,
+    /// A sealed seed did not open (wrong or missing master key, altered value).
+    #[error("sealed secret: {0}")]
+    Sealing(String),
     /// The password hasher failed or was overloaded.
     #[error("password hashing failed: {0}")]
     Hashing(String),

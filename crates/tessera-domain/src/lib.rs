@@ -2,7 +2,8 @@
 //!
 //! It owns accounts ([`account`]), password credentials and policy ([`credential`]), cookie
 //! sessions ([`session`]), the login flow ([`login`]), administrator tokens ([`admin`]), audit
-//! events ([`audit`]), and the storage traits every backend implements ([`store`]). Time comes
+//! events ([`audit`]), second factors ([`factor`] types, [`factors`] services, the two-step
+//! sign-in), and the storage traits every backend implements ([`store`]). Time comes
 //! from an injected [`clock::Clock`]; randomness from aws-lc-rs.
 //!
 //! Never depends on axum/http/hyper or on an SQL driver; the server and the stores depend on it.
@@ -16,6 +17,8 @@ pub mod clock;
 pub mod credential;
 pub mod delivery;
 pub mod error;
+pub mod factor;
+pub mod factors;
 pub mod login;
 pub mod random;
 pub mod session;

@@ -1,6 +1,7 @@
 //! The login flow as a pure decision plus a thin service that loads, decides and stores
-//! (rustls-style sans-I/O). Today it has one step, the password; the `Step` type leaves room
-//! for a pending second factor.
+//! (rustls-style sans-I/O). The password step either opens a session or, for an account with
+//! second factors (or required to have one), stores a pending sign-in that
+//! [`crate::factors::complete_sign_in`] finishes.
 
 use async_trait::async_trait;
 
@@ -139,8 +140,31 @@ pub struct LoggedIn {
     pub token: SessionToken,
 }
 
-/// Outcome of [`login`]: the session, or the denial reason (for logs and metrics only).
-pub type LoginResult = Result<LoggedIn, Denial>;
+/// The password step passed; a second factor is needed before any session exists.
+#[derive(Debug)]
+pub struct SecondFactorNeeded {
+    /// The account.
+    pub account: Account,
+    /// The secret for the server's second-step cookie (only its SHA-256 is stored).
+    pub token: crate::factor::PendingToken,
+    /// The stored pending state.
+    pub pending: crate::factor::PendingLogin,
+    /// The factors to offer (active, not locked); empty when `pending.enrol_only`.
+    pub factors: Vec<crate::factor::FactorSummary>,
+}
+
+/// What a correct password leads to.
+#[derive(Debug)]
+pub enum LoginOutcome {
+    /// Signed in: no second factor needed.
+    Session(LoggedIn),
+    /// A second factor is pending (see [`crate::factors`]).
+    SecondFactor(SecondFactorNeeded),
+}
+
+/// Outcome of [`login`]: a session or a pending second step, or the denial reason (for logs
+/// and metrics only).
+pub type LoginResult = Result<LoginOutcome, Denial>;
 
 /// Everything [`login`] needs besides the attempt.
 pub struct LoginContext<'a> {
@@ -152,6 +176,8 @@ pub struct LoginContext<'a> {
     pub lockout: LockoutPolicy,
     /// Session lifetimes.
     pub sessions: SessionPolicy,
+    /// Second-factor rules (pending-state lifetime, "required for admins").
+    pub factors: crate::factor::FactorPolicy,
     /// Current time.
     pub now: UnixTime,
 }
@@ -162,6 +188,11 @@ pub struct LoginContext<'a> {
 /// only if the account is still as it was loaded (same hash, not disabled, not locked): a reset,
 /// disable or lock that lands while the hash is being checked wins, and the sign-in is denied.
 /// A password longer than [`MAX_PASSWORD_BYTES`] is denied before any hashing.
+///
+/// An account with a usable second factor, with `mfa_required`, or an admin while
+/// [`crate::factor::FactorPolicy::admins_required`] is on gets
+/// [`LoginOutcome::SecondFactor`] instead of a session: the pending state is committed under
+/// the same guard a session would be, and the event is `second_factor_pending`.
 pub async fn login(
     ctx: &LoginContext<'_>,
     attempt: LoginAttempt,
@@ -232,6 +263,23 @@ pub async fn login(
             } else {
                 None
             };
+            let factors = ctx.store.factors_of(&account.id).await?;
+            if let Some((offered, enrol_only)) =
+                crate::factors::second_step_needed(&account, &factors, &ctx.factors)
+            {
+                let meta = (attempt.ip.clone(), attempt.user_agent);
+                return pend(
+                    ctx,
+                    event,
+                    account,
+                    &checked,
+                    rehash.as_ref(),
+                    offered,
+                    enrol_only,
+                    meta,
+                )
+                .await;
+            }
             let (session, token) = Session::open(
                 account.id.clone(),
                 amr,
@@ -247,30 +295,99 @@ pub async fn login(
                 .commit_login_success(&session, &checked, rehash.as_ref(), &success)
                 .await?;
             match committed {
-                Ok(()) => Ok(Ok(LoggedIn {
+                Ok(()) => Ok(Ok(LoginOutcome::Session(LoggedIn {
                     account,
                     session,
                     token,
-                })),
-                Err(stale) => {
-                    let denial = match stale {
-                        StaleLogin::Gone => Denial::UnknownAccount,
-                        StaleLogin::Disabled => Denial::Disabled,
-                        StaleLogin::Locked => Denial::Locked,
-                        // The password was right, but for a credential that no longer is.
-                        StaleLogin::CredentialChanged => Denial::WrongPassword,
-                    };
-                    let detail = match stale {
-                        StaleLogin::CredentialChanged => "credential_changed",
-                        _ => denial.as_str(),
-                    };
-                    let refused = event.account(&account.id).detail(detail);
-                    ctx.store.append_audit(&refused).await?;
-                    Ok(Err(denial))
+                }))),
+                // A factor was enrolled or required while the password was checked: the
+                // sign-in becomes two-step, on the account as it is now.
+                Err(StaleLogin::SecondFactorNeeded) => {
+                    let fresh = ctx.store.account_by_id(&account.id).await?;
+                    let factors = ctx.store.factors_of(&account.id).await?;
+                    let needed = fresh.as_ref().and_then(|a| {
+                        crate::factors::second_step_needed(a, &factors, &ctx.factors)
+                    });
+                    match (fresh, needed) {
+                        (Some(fresh), Some((offered, enrol_only))) => {
+                            let meta = (session.ip, session.user_agent);
+                            pend(
+                                ctx,
+                                event,
+                                fresh,
+                                &checked,
+                                rehash.as_ref(),
+                                offered,
+                                enrol_only,
+                                meta,
+                            )
+                            .await
+                        }
+                        _ => {
+                            refuse_stale(ctx, event, &account, StaleLogin::CredentialChanged).await
+                        }
+                    }
                 }
+                Err(stale) => refuse_stale(ctx, event, &account, stale).await,
             }
         }
     }
+}
+
+/// Commits the pending second step of a sign-in whose password was right.
+#[allow(clippy::too_many_arguments)]
+async fn pend(
+    ctx: &LoginContext<'_>,
+    event: AuditEvent,
+    account: Account,
+    checked: &PasswordHash,
+    rehash: Option<&PasswordHash>,
+    offered: Vec<crate::factor::FactorSummary>,
+    enrol_only: bool,
+    (ip, user_agent): (Option<String>, Option<String>),
+) -> Result<LoginResult, DomainError> {
+    let (pending, token) =
+        crate::factors::new_pending(&account, ip, user_agent, enrol_only, &ctx.factors, ctx.now);
+    let mut step = event.clone().account(&account.id);
+    step.kind = AuditKind::SecondFactorPending;
+    step.detail = Some(if enrol_only { "enrol_only" } else { "pwd" }.to_owned());
+    let committed = ctx
+        .store
+        .commit_login_pending(&pending, checked, rehash, &step)
+        .await?;
+    match committed {
+        Ok(()) => Ok(Ok(LoginOutcome::SecondFactor(SecondFactorNeeded {
+            account,
+            token,
+            pending,
+            factors: offered,
+        }))),
+        Err(stale) => refuse_stale(ctx, event, &account, stale).await,
+    }
+}
+
+/// A sign-in whose account changed before the commit: audited and denied.
+async fn refuse_stale(
+    ctx: &LoginContext<'_>,
+    event: AuditEvent,
+    account: &Account,
+    stale: StaleLogin,
+) -> Result<LoginResult, DomainError> {
+    let denial = match stale {
+        StaleLogin::Gone => Denial::UnknownAccount,
+        StaleLogin::Disabled => Denial::Disabled,
+        StaleLogin::Locked => Denial::Locked,
+        // The password was right, but for a credential that no longer is (or the second-factor
+        // set changed twice during the sign-in).
+        StaleLogin::CredentialChanged | StaleLogin::SecondFactorNeeded => Denial::WrongPassword,
+    };
+    let detail = match stale {
+        StaleLogin::CredentialChanged => "credential_changed",
+        _ => denial.as_str(),
+    };
+    let refused = event.account(&account.id).detail(detail);
+    ctx.store.append_audit(&refused).await?;
+    Ok(Err(denial))
 }
 
 #[cfg(test)]
@@ -287,6 +404,7 @@ mod tests {
             role: Role::User,
             disabled: false,
             failed_logins: 0,
+            mfa_required: false,
             locked_until: None,
             created_at: UnixTime(0),
             updated_at: UnixTime(0),

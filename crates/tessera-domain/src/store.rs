@@ -12,6 +12,10 @@ use crate::change::ChangeRecord;
 use crate::clock::UnixTime;
 use crate::credential::password::PasswordHash;
 use crate::error::StoreError;
+use crate::factor::{
+    Factor, FactorId, FactorUse, PendingLogin, ResendThrottle, SealedSecret, SentCode, SentCodeId,
+    Throttled,
+};
 use crate::session::{Session, SessionId, TokenHash};
 
 /// Result of a store call.
@@ -166,6 +170,9 @@ pub enum StaleLogin {
     Locked,
     /// The stored password hash is no longer the one the sign-in verified.
     CredentialChanged,
+    /// The account gained a usable second factor (or `mfa_required`) after the sign-in read
+    /// it: no password-only session (only [`LoginStore::commit_login_success`] says this).
+    SecondFactorNeeded,
 }
 
 /// The writes of one sign-in attempt, and of a password change, each set in one transaction: an
@@ -179,7 +186,9 @@ pub trait LoginStore: Send + Sync {
     /// hash is still `checked` (the one the password was verified against). Then, all at once:
     /// the hash becomes `rehash` if given (an upgrade to the current argon2 cost),
     /// [`AccountStore::record_login_success`] at the session's creation time,
-    /// [`SessionStore::create_session`], and `event` appended. Otherwise nothing is written
+    /// [`SessionStore::create_session`], and `event` appended, unless the account now has
+    /// `mfa_required` or an active, unlocked factor other than recovery codes
+    /// ([`StaleLogin::SecondFactorNeeded`]). Otherwise nothing is written
     /// and the reason is returned (a reset or a lock that raced the sign-in wins; OWASP ASVS
     /// V3.3.3). All or nothing: if the session cannot be stored, nothing is written either.
     async fn commit_login_success(
@@ -220,6 +229,190 @@ pub trait LoginStore: Send + Sync {
         event: &AuditEvent,
         now: UnixTime,
     ) -> StoreResult<Option<Vec<TokenHash>>>;
+}
+
+/// Why [`FactorStore::commit_second_factor`] opened no session. Nothing was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecondStepRefused {
+    /// The pending sign-in is unknown, expired, used, or belongs to another account.
+    PendingGone,
+    /// The account is gone, disabled or locked.
+    AccountUnusable,
+    /// The proof's compare-and-set changed nothing: the step, counter or code was used meanwhile
+    /// (a replay, possibly on another node), or the factor is locked, not active, or not the
+    /// account's.
+    ProofRejected,
+}
+
+/// Second factors, recovery codes, sent codes and pending two-step sign-ins. Every decision
+/// nodes must share is one statement on the shared rows (compare-and-set or
+/// `UPDATE … RETURNING`), and every change is committed with its audit event.
+#[async_trait]
+pub trait FactorStore: Send + Sync {
+    /// Stores a new factor, with `event` if given, in one transaction; `Conflict` if the account
+    /// already has a factor with this label (`factors.label`) or does not exist.
+    async fn create_factor(&self, factor: &Factor, event: Option<&AuditEvent>) -> StoreResult<()>;
+
+    /// The factor with this id.
+    async fn factor_by_id(&self, id: &FactorId) -> StoreResult<Option<Factor>>;
+
+    /// The factors of an account, oldest first (ties by id).
+    async fn factors_of(&self, account: &AccountId) -> StoreResult<Vec<Factor>>;
+
+    /// Sets the account's `mfa_required` flag and appends `event`, together; false if no such
+    /// account.
+    async fn set_mfa_required(
+        &self,
+        account: &AccountId,
+        required: bool,
+        now: UnixTime,
+        event: &AuditEvent,
+    ) -> StoreResult<bool>;
+
+    /// Applies a proof (see [`FactorUse`]) outside a sign-in (re-authentication, enrolment
+    /// confirmation): the compare-and-set, the failure count reset, `last_used_at = now`,
+    /// activation if asked, and `event`, in one transaction. False (nothing written) if the
+    /// compare-and-set changed nothing: a replay, or a factor locked, inactive or not `account`'s.
+    async fn use_factor(
+        &self,
+        account: &AccountId,
+        proof: &FactorUse,
+        now: UnixTime,
+        event: &AuditEvent,
+    ) -> StoreResult<bool>;
+
+    /// Counts a failed proof in one `UPDATE … RETURNING`: at `lock_after` consecutive failures
+    /// the factor locks (NIST SP 800-63B-4 §3.2.2). Appends `event`, and `lock_event` when this
+    /// failure locked it, in the same transaction. Returns the factor after the update; `None`
+    /// (only `event` written) if there is no such factor or it is already locked.
+    async fn record_factor_failure(
+        &self,
+        id: &FactorId,
+        lock_after: u32,
+        now: UnixTime,
+        event: &AuditEvent,
+        lock_event: &AuditEvent,
+    ) -> StoreResult<Option<Factor>>;
+
+    /// Lifts a factor's lock and clears its failures, with `event`; false if no such factor.
+    async fn unlock_factor(&self, id: &FactorId, event: &AuditEvent) -> StoreResult<bool>;
+
+    /// Moves an HOTP counter forward to `next` (never back), with `event`; false if it was
+    /// already at or past `next`, or the factor is not an HOTP factor of `account`.
+    async fn advance_hotp_counter(
+        &self,
+        account: &AccountId,
+        id: &FactorId,
+        next: u64,
+        event: &AuditEvent,
+    ) -> StoreResult<bool>;
+
+    /// Removes one factor of `account` (with its codes), with `event`; false if none.
+    async fn remove_factor(
+        &self,
+        account: &AccountId,
+        id: &FactorId,
+        event: &AuditEvent,
+    ) -> StoreResult<bool>;
+
+    /// Removes every factor of `account` and its pending sign-ins (admin reset), with `event`;
+    /// returns how many factors.
+    async fn remove_factors_of(&self, account: &AccountId, event: &AuditEvent) -> StoreResult<u64>;
+
+    /// Every sealed seed, for a master-key rotation.
+    async fn sealed_secrets(&self) -> StoreResult<Vec<(FactorId, SealedSecret)>>;
+
+    /// Re-seals in one transaction: each `(id, old, new)` replaces `old` by `new` only if the
+    /// stored value is still `old` (compare-and-set). If any row changed meanwhile, nothing is
+    /// written and its id is returned. `event` is appended with the changes.
+    async fn reseal_secrets(
+        &self,
+        updates: &[(FactorId, SealedSecret, SealedSecret)],
+        event: &AuditEvent,
+    ) -> StoreResult<Result<u64, FactorId>>;
+
+    /// Replaces the recovery codes of recovery factor `factor` (creating the factor if it does
+    /// not exist yet) by `hashes`, with `event`, in one transaction.
+    async fn replace_recovery_codes(
+        &self,
+        factor: &Factor,
+        hashes: &[[u8; 32]],
+        now: UnixTime,
+        event: &AuditEvent,
+    ) -> StoreResult<()>;
+
+    /// Unused recovery codes of a recovery factor.
+    async fn recovery_codes_left(&self, factor: &FactorId) -> StoreResult<u64>;
+
+    /// Stores a sent code if the throttle allows: the factor exists, is an email or SMS factor,
+    /// is not locked, its previous code is at least `min_interval` old (a compare-and-set on
+    /// `last_sent_at`, so nodes share it) and fewer than `per_hour` codes were issued in the
+    /// last hour. Earlier unused codes of the factor are superseded (marked used). `event` is
+    /// appended with it.
+    async fn issue_sent_code(
+        &self,
+        code: &SentCode,
+        throttle: ResendThrottle,
+        event: &AuditEvent,
+    ) -> StoreResult<Result<(), Throttled>>;
+
+    /// The newest unused, unexpired code of a factor.
+    async fn live_sent_code(
+        &self,
+        factor: &FactorId,
+        now: UnixTime,
+    ) -> StoreResult<Option<SentCode>>;
+
+    /// Reserves one check of a sent code (`tries + 1`, only while unused, unexpired and below
+    /// `max_tries`): false means the code may not be checked any more.
+    async fn reserve_sent_code_try(
+        &self,
+        id: &SentCodeId,
+        max_tries: u32,
+        now: UnixTime,
+    ) -> StoreResult<bool>;
+
+    /// The pending sign-in with this token hash, if unexpired at `now`.
+    async fn pending_login(
+        &self,
+        hash: &TokenHash,
+        now: UnixTime,
+    ) -> StoreResult<Option<PendingLogin>>;
+
+    /// Counts a wrong second-step proof; at `max_tries` the pending sign-in is deleted. Returns
+    /// whether it still exists.
+    async fn record_pending_failure(&self, hash: &TokenHash, max_tries: u32) -> StoreResult<bool>;
+
+    /// Deletes a pending sign-in (cancel); false if there was none.
+    async fn delete_pending_login(&self, hash: &TokenHash) -> StoreResult<bool>;
+
+    /// Deletes expired pending sign-ins and sent codes that expired over an hour ago (the
+    /// hourly resend count needs the recent ones). Returns how many rows.
+    async fn delete_expired_factor_state(&self, now: UnixTime) -> StoreResult<u64>;
+
+    /// The password step of a two-step sign-in: under the same guard as
+    /// [`LoginStore::commit_login_success`] (same hash, not disabled, not locked at
+    /// `pending.auth_time`), the optional rehash and the failure reset, then the pending
+    /// sign-in and `event`, in one transaction. No session.
+    async fn commit_login_pending(
+        &self,
+        pending: &PendingLogin,
+        checked: &PasswordHash,
+        rehash: Option<&PasswordHash>,
+        event: &AuditEvent,
+    ) -> StoreResult<Result<(), StaleLogin>>;
+
+    /// The second step, all or nothing in one transaction: deletes the pending sign-in `pending`
+    /// (only if unexpired at `session.created_at` and of `session.account_id`), checks the
+    /// account is neither disabled nor locked, applies `proof` (compare-and-set, failures reset,
+    /// `last_used_at`), creates `session` and appends `events`.
+    async fn commit_second_factor(
+        &self,
+        pending: &TokenHash,
+        proof: &FactorUse,
+        session: &Session,
+        events: &[AuditEvent],
+    ) -> StoreResult<Result<(), SecondStepRefused>>;
 }
 
 /// The change feed (see [`crate::change`]). Every write that revokes a session, changes or
@@ -263,7 +456,14 @@ pub enum ChangeWait {
 /// Everything the server needs from storage.
 #[async_trait]
 pub trait Store:
-    AccountStore + SessionStore + AuditStore + LoginStore + AdminTokenStore + SecretStore + ChangeStore
+    AccountStore
+    + SessionStore
+    + AuditStore
+    + LoginStore
+    + AdminTokenStore
+    + SecretStore
+    + ChangeStore
+    + FactorStore
 {
     /// Checks the database answers (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;

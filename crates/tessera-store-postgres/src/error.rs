@@ -14,6 +14,8 @@ pub(crate) fn unique_column(constraint: Option<&str>) -> Option<&'static str> {
         "sessions_token_hash_key" => "sessions.token_hash",
         "sessions_pkey" => "sessions.id",
         "admin_tokens_pkey" => "admin_tokens.hash",
+        "factors_account_label_key" => "factors.label",
+        "factors_pkey" => "factors.id",
         _ => return None,
     })
 }

@@ -23,6 +23,8 @@ pub enum Op {
     CreateSession,
     /// Creating an admin token.
     CreateAdminToken,
+    /// Creating a factor.
+    CreateFactor,
 }
 
 /// The uniqueness rules of the schema, as `table.column`, and what breaking one means.
@@ -32,6 +34,8 @@ pub const UNIQUE_RULES: &[(&str, &str)] = &[
     ("sessions.token_hash", "session token exists"),
     ("sessions.id", "session id exists"),
     ("admin_tokens.hash", "admin token exists"),
+    ("factors.label", "factor label taken"),
+    ("factors.id", "factor id exists"),
 ];
 
 /// Maps a sqlx error from a call doing `op` on backend `B`.
@@ -80,11 +84,12 @@ fn map_database<B: Backend>(op: Op, db: &dyn DatabaseError) -> StoreError {
                 Op::CreateAccount => "account exists",
                 Op::CreateSession => "session exists",
                 Op::CreateAdminToken => "admin token exists",
+                Op::CreateFactor => "factor exists",
                 Op::Open | Op::Read | Op::Write => "duplicate value",
             }))
         }
         ErrorKind::ForeignKeyViolation => StoreError::Conflict(match op {
-            Op::CreateSession => "no such account",
+            Op::CreateSession | Op::CreateFactor => "no such account",
             _ => "the row is referenced or refers to a missing row",
         }),
         _ => B::database_error(db),

@@ -116,6 +116,7 @@ pub async fn accounts_create_and_look_up(store: Arc<dyn Store>) {
         role: Role::Admin,
         disabled: false,
         failed_logins: 0,
+        mfa_required: false,
         locked_until: None,
         created_at: T0,
         updated_at: T0,
@@ -1689,6 +1690,7 @@ fn held_sign_in(
             passwords: &gated,
             lockout: LockoutPolicy::default(),
             sessions: SessionPolicy::default(),
+            factors: Default::default(),
             now: T0.plus(10),
         };
         let attempt = LoginAttempt {
@@ -1771,6 +1773,7 @@ pub async fn login_racing_a_password_reset_opens_no_session(store: Arc<dyn Store
         passwords: &passwords,
         lockout: LockoutPolicy::default(),
         sessions: SessionPolicy::default(),
+        factors: Default::default(),
         now: T0.plus(12),
     };
     let attempt = LoginAttempt {
@@ -1779,10 +1782,9 @@ pub async fn login_racing_a_password_reset_opens_no_session(store: Arc<dyn Store
         ip: None,
         user_agent: None,
     };
-    let done = login::login(&ctx, attempt)
-        .await
-        .unwrap()
-        .expect("signed in");
+    let Ok(login::LoginOutcome::Session(done)) = login::login(&ctx, attempt).await.unwrap() else {
+        panic!("signed in");
+    };
     assert_eq!(store.sessions_of(&a.id).await.unwrap(), vec![done.session]);
 }
 
@@ -1901,4 +1903,1522 @@ pub async fn login_commit_and_reset_race_leave_no_session(store: Arc<dyn Store>)
         current = next;
     }
     assert_eq!(refused + deleted, ROUNDS);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Second factors (`FactorStore`), through the store and through the domain's services.
+
+use tessera_domain::factor::{
+    Factor, FactorData, FactorId, FactorKeys, FactorLabel, FactorPolicy, FactorStatus, FactorUse,
+    OtpAlgorithm, PendingToken, SealedSecret,
+};
+use tessera_domain::factors::{self, FactorContext, FactorDenial, Proof};
+use tessera_token::otp::{KeyUri, OtpParams, Totp};
+use tessera_token::seal::{KeyRing, MasterKey};
+
+fn ring() -> Arc<KeyRing> {
+    Arc::new(KeyRing::new(MasterKey::generate().unwrap().0, vec![]))
+}
+
+fn factor_keys() -> FactorKeys {
+    FactorKeys::new(&[9u8; 32], Some(ring()))
+}
+
+fn fctx<'a>(store: &'a dyn Store, keys: &'a FactorKeys, now: UnixTime) -> FactorContext<'a> {
+    FactorContext {
+        store,
+        keys,
+        policy: FactorPolicy::default(),
+        now,
+    }
+}
+
+fn tester() -> Actor {
+    Actor {
+        ip: Some("192.0.2.9".into()),
+        label: "test".into(),
+    }
+}
+
+fn totp_of(uri: &KeyUri) -> Totp {
+    Totp::new(uri.secret.clone(), uri.params, 30).unwrap()
+}
+
+fn typed(code: &str) -> zeroize::Zeroizing<String> {
+    zeroize::Zeroizing::new(code.to_owned())
+}
+
+/// A stored TOTP factor (active) with a dummy sealed seed and no step yet.
+fn totp_factor(account: &AccountId, label: &str) -> Factor {
+    Factor {
+        id: FactorId::generate(),
+        account_id: account.clone(),
+        label: FactorLabel::parse(label).unwrap(),
+        status: FactorStatus::Active,
+        created_at: T0,
+        last_used_at: None,
+        failures: 0,
+        locked_at: None,
+        last_sent_at: None,
+        data: FactorData::Totp {
+            secret: SealedSecret(vec![1; 48]),
+            algorithm: OtpAlgorithm::Sha1,
+            digits: 6,
+            period: 30,
+            last_step: None,
+        },
+    }
+}
+
+fn hotp_factor(account: &AccountId, label: &str, next: u64) -> Factor {
+    Factor {
+        data: FactorData::Hotp {
+            secret: SealedSecret(vec![2; 48]),
+            algorithm: OtpAlgorithm::Sha256,
+            digits: 8,
+            next_counter: next,
+        },
+        ..totp_factor(account, label)
+    }
+}
+
+fn kinds(events: &[AuditEvent]) -> Vec<AuditKind> {
+    events.iter().map(|e| e.kind).collect()
+}
+
+/// Factors round-trip every field; a label is unique per account (a `Conflict` naming it); a
+/// factor needs an existing account.
+pub async fn factors_round_trip_and_labels_are_unique(store: Arc<dyn Store>) {
+    let a = create(&*store, "fay").await;
+    let b = create(&*store, "gus").await;
+    let totp = Factor {
+        last_used_at: Some(T0.plus(3)),
+        failures: 4,
+        locked_at: None,
+        data: FactorData::Totp {
+            secret: SealedSecret(vec![7; 60]),
+            algorithm: OtpAlgorithm::Sha512,
+            digits: 8,
+            period: 60,
+            last_step: Some(123),
+        },
+        ..totp_factor(&a.id, "phone app")
+    };
+    let hotp = Factor {
+        status: FactorStatus::Pending,
+        created_at: T0.plus(1),
+        ..hotp_factor(&a.id, "fob", 42)
+    };
+    let email = Factor {
+        created_at: T0.plus(2),
+        last_sent_at: Some(T0.plus(2)),
+        data: FactorData::Email {
+            address: Email::parse("fay@example.com").unwrap(),
+        },
+        ..totp_factor(&a.id, "mail")
+    };
+    let sms = Factor {
+        created_at: T0.plus(3),
+        locked_at: Some(T0.plus(9)),
+        data: FactorData::Sms {
+            phone: tessera_domain::factor::Phone::parse("+15551234567").unwrap(),
+        },
+        ..totp_factor(&a.id, "Téléphone")
+    };
+    for f in [&totp, &hotp, &email, &sms] {
+        store.create_factor(f, None).await.unwrap();
+    }
+    assert_eq!(
+        store.factors_of(&a.id).await.unwrap(),
+        vec![totp.clone(), hotp.clone(), email.clone(), sms.clone()]
+    );
+    assert_eq!(store.factor_by_id(&sms.id).await.unwrap(), Some(sms));
+    assert!(store.factors_of(&b.id).await.unwrap().is_empty());
+    // The same label on the same account conflicts; on another account it does not.
+    let err = store
+        .create_factor(&totp_factor(&a.id, "phone app"), None)
+        .await
+        .expect_err("duplicate label");
+    assert!(
+        matches!(err, StoreError::Conflict(m) if m.contains("label")),
+        "{err:?}"
+    );
+    store
+        .create_factor(&totp_factor(&b.id, "phone app"), None)
+        .await
+        .unwrap();
+    let err = store
+        .create_factor(&totp_factor(&AccountId::generate(), "x"), None)
+        .await
+        .expect_err("no account");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert!(!a.mfa_required);
+    let e = AuditEvent::new(AuditKind::MfaRequirementChanged, T0).account(&a.id);
+    assert!(store.set_mfa_required(&a.id, true, T0, &e).await.unwrap());
+    assert!(
+        store
+            .account_by_id(&a.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .mfa_required
+    );
+    assert!(
+        !store
+            .set_mfa_required(&AccountId::generate(), true, T0, &e)
+            .await
+            .unwrap()
+    );
+}
+
+/// A TOTP step is recorded by compare-and-set: the same step or an earlier one is refused,
+/// sequentially and when two tasks race the same step (exactly one wins, every round).
+pub async fn totp_step_is_accepted_once_even_when_racing(store: Arc<dyn Store>) {
+    let a = create(&*store, "tess").await;
+    let f = totp_factor(&a.id, "app");
+    store.create_factor(&f, None).await.unwrap();
+    let used = |step: u64| FactorUse::Totp {
+        factor: f.id.clone(),
+        step,
+        activate: false,
+    };
+    let e = AuditEvent::new(AuditKind::FactorUsed, T0).account(&a.id);
+    assert!(store.use_factor(&a.id, &used(10), T0, &e).await.unwrap());
+    assert!(
+        !store.use_factor(&a.id, &used(10), T0, &e).await.unwrap(),
+        "replay"
+    );
+    assert!(
+        !store.use_factor(&a.id, &used(9), T0, &e).await.unwrap(),
+        "older step"
+    );
+    let other = create(&*store, "other").await;
+    assert!(
+        !store
+            .use_factor(&other.id, &used(11), T0, &e)
+            .await
+            .unwrap(),
+        "not the account's factor"
+    );
+    let after = store.factor_by_id(&f.id).await.unwrap().unwrap();
+    assert!(matches!(
+        after.data,
+        FactorData::Totp {
+            last_step: Some(10),
+            ..
+        }
+    ));
+    assert_eq!(after.last_used_at, Some(T0));
+    for step in 11..31u64 {
+        let (s1, s2) = (Arc::clone(&store), Arc::clone(&store));
+        let (p1, p2) = (used(step), used(step));
+        let (id1, id2) = (a.id.clone(), a.id.clone());
+        let (e1, e2) = (e.clone(), e.clone());
+        let t1 = tokio::spawn(async move { s1.use_factor(&id1, &p1, T0, &e1).await.unwrap() });
+        let t2 = tokio::spawn(async move { s2.use_factor(&id2, &p2, T0, &e2).await.unwrap() });
+        let wins = [t1.await.unwrap(), t2.await.unwrap()];
+        assert_eq!(
+            wins.iter().filter(|w| **w).count(),
+            1,
+            "step {step}: {wins:?}"
+        );
+    }
+    let used_events = store.recent_audit(100).await.unwrap();
+    assert_eq!(
+        kinds(&used_events)
+            .iter()
+            .filter(|k| **k == AuditKind::FactorUsed)
+            .count(),
+        21,
+        "an event per accepted step, none for refusals"
+    );
+}
+
+/// The HOTP counter only moves forward: an earlier match is refused, resync cannot move it
+/// back, and racing uses of counters leave it one past the highest accepted.
+pub async fn hotp_counter_never_moves_back(store: Arc<dyn Store>) {
+    let a = create(&*store, "hal").await;
+    let f = hotp_factor(&a.id, "fob", 5);
+    store.create_factor(&f, None).await.unwrap();
+    let used = |counter: u64| FactorUse::Hotp {
+        factor: f.id.clone(),
+        counter,
+    };
+    let next = |f: &Factor| match f.data {
+        FactorData::Hotp { next_counter, .. } => next_counter,
+        _ => panic!("not hotp"),
+    };
+    let e = AuditEvent::new(AuditKind::FactorUsed, T0).account(&a.id);
+    assert!(store.use_factor(&a.id, &used(7), T0, &e).await.unwrap());
+    assert!(!store.use_factor(&a.id, &used(7), T0, &e).await.unwrap());
+    assert!(!store.use_factor(&a.id, &used(6), T0, &e).await.unwrap());
+    assert!(
+        !store
+            .advance_hotp_counter(&a.id, &f.id, 8, &e)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .advance_hotp_counter(&a.id, &f.id, 3, &e)
+            .await
+            .unwrap()
+    );
+    assert_eq!(next(&store.factor_by_id(&f.id).await.unwrap().unwrap()), 8);
+    assert!(
+        store
+            .advance_hotp_counter(&a.id, &f.id, 20, &e)
+            .await
+            .unwrap()
+    );
+    // Racing: counters 20..40 in parallel, shuffled by the scheduler.
+    let mut tasks = Vec::new();
+    for counter in (20..40u64).rev() {
+        let (s, p, id, e) = (Arc::clone(&store), used(counter), a.id.clone(), e.clone());
+        tasks.push(tokio::spawn(async move {
+            s.use_factor(&id, &p, T0, &e).await.unwrap()
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        wins += usize::from(t.await.unwrap());
+    }
+    assert!(wins >= 1);
+    assert_eq!(next(&store.factor_by_id(&f.id).await.unwrap().unwrap()), 40);
+    // Same counter twice at once: one winner.
+    let (s1, s2) = (Arc::clone(&store), Arc::clone(&store));
+    let (p1, p2, i1, i2, e1, e2) = (
+        used(50),
+        used(50),
+        a.id.clone(),
+        a.id.clone(),
+        e.clone(),
+        e.clone(),
+    );
+    let t1 = tokio::spawn(async move { s1.use_factor(&i1, &p1, T0, &e1).await.unwrap() });
+    let t2 = tokio::spawn(async move { s2.use_factor(&i2, &p2, T0, &e2).await.unwrap() });
+    assert_ne!(t1.await.unwrap(), t2.await.unwrap(), "exactly one wins");
+}
+
+/// Failures are counted in one statement (concurrent ones all counted), lock the factor at the
+/// limit with a lock event in the same transaction, stop counting once locked; a locked factor
+/// proves nothing; success resets the count; unlock lifts the lock.
+pub async fn factor_failures_lock_at_the_limit_and_reset(store: Arc<dyn Store>) {
+    let a = create(&*store, "lou").await;
+    let f = totp_factor(&a.id, "app");
+    store.create_factor(&f, None).await.unwrap();
+    let fail = AuditEvent::new(AuditKind::FactorFailure, T0).account(&a.id);
+    let lock = AuditEvent::new(AuditKind::FactorLocked, T0).account(&a.id);
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let (s, id, fail, lock) = (Arc::clone(&store), f.id.clone(), fail.clone(), lock.clone());
+        tasks.push(tokio::spawn(async move {
+            s.record_factor_failure(&id, 100, T0, &fail, &lock)
+                .await
+                .unwrap()
+        }));
+    }
+    for t in tasks {
+        assert!(t.await.unwrap().unwrap().locked_at.is_none());
+    }
+    assert_eq!(
+        store.factor_by_id(&f.id).await.unwrap().unwrap().failures,
+        10
+    );
+    // Success resets the count.
+    let e = AuditEvent::new(AuditKind::FactorUsed, T0).account(&a.id);
+    let used = |step| FactorUse::Totp {
+        factor: f.id.clone(),
+        step,
+        activate: false,
+    };
+    assert!(store.use_factor(&a.id, &used(1), T0, &e).await.unwrap());
+    assert_eq!(
+        store.factor_by_id(&f.id).await.unwrap().unwrap().failures,
+        0
+    );
+    // Limit 3: the third failure locks.
+    for n in 1..=3u32 {
+        let after = store
+            .record_factor_failure(&f.id, 3, T0.plus(i64::from(n)), &fail, &lock)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(after.failures, n);
+        assert_eq!(after.locked_at.is_some(), n == 3, "failure {n}");
+    }
+    let recent = kinds(&store.recent_audit(2).await.unwrap());
+    assert_eq!(
+        recent,
+        vec![AuditKind::FactorLocked, AuditKind::FactorFailure]
+    );
+    assert!(
+        store
+            .record_factor_failure(&f.id, 3, T0.plus(5), &fail, &lock)
+            .await
+            .unwrap()
+            .is_none(),
+        "a locked factor counts no more"
+    );
+    assert!(
+        !store.use_factor(&a.id, &used(2), T0, &e).await.unwrap(),
+        "locked"
+    );
+    assert!(store.unlock_factor(&f.id, &e).await.unwrap());
+    let unlocked = store.factor_by_id(&f.id).await.unwrap().unwrap();
+    assert_eq!((unlocked.failures, unlocked.locked_at), (0, None));
+    assert!(store.use_factor(&a.id, &used(2), T0, &e).await.unwrap());
+}
+
+/// TOTP through the domain: enrolment is pending until a first code (window ±1 step) proves it;
+/// the same code is then refused (replay), a code from two steps away is wrong, the next step's
+/// code works. Without a master key, enrolment is refused.
+pub async fn totp_enrolment_and_windows_through_the_domain(store: Arc<dyn Store>) {
+    let a = create(&*store, "tim").await;
+    let keys = factor_keys();
+    let now = T0;
+    let ctx = fctx(&*store, &keys, now);
+    let no_key = FactorKeys::new(&[9u8; 32], None);
+    let err = factors::begin_totp(
+        &fctx(&*store, &no_key, now),
+        &a,
+        "app",
+        "tessera",
+        OtpParams::DEFAULT,
+        &tester(),
+    )
+    .await
+    .expect_err("no master key");
+    assert!(matches!(err, DomainError::NoMasterKey), "{err:?}");
+    let enrol = factors::begin_totp(&ctx, &a, "app", "tessera", OtpParams::DEFAULT, &tester())
+        .await
+        .unwrap();
+    assert_eq!(enrol.factor.status, FactorStatus::Pending);
+    assert_eq!(enrol.uri.account, "tim");
+    assert!(enrol.uri.secret.expose().len() >= 20, "≥ 160 bits");
+    let totp = totp_of(&enrol.uri);
+    let id = enrol.factor.id.clone();
+    // A pending factor proves no sign-in.
+    let proof = |code: String| Proof::Code {
+        factor: id.clone(),
+        code: typed(&code),
+    };
+    assert_eq!(
+        factors::verify(&ctx, &a.id, &proof(totp.code_at(now.0).unwrap()), &tester())
+            .await
+            .unwrap(),
+        Err(FactorDenial::Unavailable)
+    );
+    // Two steps ahead is outside the window.
+    assert_eq!(
+        factors::confirm_totp(
+            &ctx,
+            &a.id,
+            &id,
+            &totp.code_at(now.0 + 60).unwrap(),
+            &tester()
+        )
+        .await
+        .unwrap(),
+        Err(FactorDenial::Wrong)
+    );
+    // One step behind is inside it.
+    factors::confirm_totp(
+        &ctx,
+        &a.id,
+        &id,
+        &totp.code_at(now.0 - 30).unwrap(),
+        &tester(),
+    )
+    .await
+    .unwrap()
+    .expect("confirmed");
+    let stored = store.factor_by_id(&id).await.unwrap().unwrap();
+    assert_eq!(stored.status, FactorStatus::Active);
+    assert_eq!(stored.failures, 0, "success resets the failure");
+    // Older than the confirmed code, or the same: replay.
+    assert_eq!(
+        factors::verify(
+            &ctx,
+            &a.id,
+            &proof(totp.code_at(now.0 - 30).unwrap()),
+            &tester()
+        )
+        .await
+        .unwrap(),
+        Err(FactorDenial::Replayed)
+    );
+    assert_eq!(
+        factors::verify(&ctx, &a.id, &proof(totp.code_at(now.0).unwrap()), &tester())
+            .await
+            .unwrap(),
+        Ok(tessera_domain::factor::FactorKind::Totp)
+    );
+    assert_eq!(
+        factors::verify(&ctx, &a.id, &proof(totp.code_at(now.0).unwrap()), &tester())
+            .await
+            .unwrap(),
+        Err(FactorDenial::Replayed)
+    );
+    assert_eq!(store.factor_by_id(&id).await.unwrap().unwrap().failures, 1);
+    let events = kinds(&store.recent_audit(10).await.unwrap());
+    assert!(events.contains(&AuditKind::FactorEnrolled) && events.contains(&AuditKind::FactorUsed));
+}
+
+/// Recovery codes: ten distinct codes, stored as keyed hashes, each usable once (also when two
+/// tasks race the same code); regeneration replaces the whole set; the count goes down.
+pub async fn recovery_codes_are_single_use(store: Arc<dyn Store>) {
+    let a = create(&*store, "rae").await;
+    let keys = factor_keys();
+    let ctx = fctx(&*store, &keys, T0);
+    assert_eq!(
+        factors::recovery_codes_left(&*store, &a.id).await.unwrap(),
+        0
+    );
+    let codes = factors::generate_recovery_codes(&ctx, &a.id, &tester())
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(codes.len(), 10);
+    assert_eq!(
+        codes
+            .iter()
+            .map(|c| c.as_str())
+            .collect::<BTreeSet<_>>()
+            .len(),
+        10
+    );
+    assert_eq!(
+        factors::recovery_codes_left(&*store, &a.id).await.unwrap(),
+        10
+    );
+    let rec = |c: &str| Proof::Recovery { code: typed(c) };
+    assert!(
+        factors::verify(&ctx, &a.id, &rec(&codes[0].to_uppercase()), &tester())
+            .await
+            .unwrap()
+            .is_ok()
+    );
+    assert_eq!(
+        factors::verify(&ctx, &a.id, &rec(&codes[0]), &tester())
+            .await
+            .unwrap(),
+        Err(FactorDenial::Wrong),
+        "used"
+    );
+    assert_eq!(
+        factors::recovery_codes_left(&*store, &a.id).await.unwrap(),
+        9
+    );
+    // Racing one code.
+    let keys = Arc::new(keys);
+    let mut tasks = Vec::new();
+    for _ in 0..2 {
+        let (s, k, id, c) = (
+            Arc::clone(&store),
+            Arc::clone(&keys),
+            a.id.clone(),
+            codes[1].to_string(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let ctx = fctx(&*s, &k, T0);
+            factors::verify(&ctx, &id, &Proof::Recovery { code: typed(&c) }, &tester())
+                .await
+                .unwrap()
+                .is_ok()
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        wins += usize::from(t.await.unwrap());
+    }
+    assert_eq!(wins, 1, "exactly one use of a raced code");
+    let ctx = fctx(&*store, &keys, T0);
+    let fresh = factors::generate_recovery_codes(&ctx, &a.id, &tester())
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(
+        factors::recovery_codes_left(&*store, &a.id).await.unwrap(),
+        10
+    );
+    assert_eq!(
+        factors::verify(&ctx, &a.id, &rec(&codes[2]), &tester())
+            .await
+            .unwrap(),
+        Err(FactorDenial::Wrong),
+        "the old set is gone"
+    );
+    assert!(
+        factors::verify(&ctx, &a.id, &rec(&fresh[2]), &tester())
+            .await
+            .unwrap()
+            .is_ok()
+    );
+    let events = kinds(&store.recent_audit(50).await.unwrap());
+    assert_eq!(
+        events
+            .iter()
+            .filter(|k| **k == AuditKind::RecoveryCodeUsed)
+            .count(),
+        3
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|k| **k == AuditKind::RecoveryCodesGenerated)
+            .count(),
+        2
+    );
+}
+
+/// Sent codes: throttled (one per interval, N per hour), single use, at most `sent_code_tries`
+/// checks per code (the right code too, after that), dead after their lifetime; a newer code
+/// supersedes the older one; an address becomes active only through a sent code.
+pub async fn sent_codes_expire_limit_tries_and_are_single_use(store: Arc<dyn Store>) {
+    let a = create(&*store, "sam").await;
+    let keys = factor_keys();
+    let mut now = T0;
+    let policy = FactorPolicy::default();
+    let dest =
+        factors::Destination::Sms(tessera_domain::factor::Phone::parse("+447700900123").unwrap());
+    let fac = factors::enrol_destination(
+        &fctx(&*store, &keys, now),
+        &a.id,
+        "phone",
+        dest.clone(),
+        &tester(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(fac.status, FactorStatus::Pending);
+    let issue = |now| {
+        let (store, keys, a, id) = (
+            Arc::clone(&store),
+            keys.clone(),
+            a.id.clone(),
+            fac.id.clone(),
+        );
+        async move {
+            factors::issue_code(&fctx(&*store, &keys, now), &a, &id, &tester())
+                .await
+                .unwrap()
+        }
+    };
+    let first = issue(now).await.expect("issued");
+    assert_eq!(first.destination, dest);
+    assert_eq!(first.code.len(), 6);
+    assert_eq!(first.expires_at, now.plus(300));
+    assert_eq!(
+        issue(now.plus(29)).await.expect_err("throttled"),
+        factors::IssueRefused::Throttled(tessera_domain::factor::Throttled::TooSoon)
+    );
+    now = now.plus(30);
+    let second = issue(now).await.expect("issued after the interval");
+    let ctx = fctx(&*store, &keys, now);
+    // The first code was superseded.
+    if first.code != second.code {
+        assert_eq!(
+            factors::confirm_destination(&ctx, &a.id, &fac.id, &first.code, &tester())
+                .await
+                .unwrap(),
+            Err(FactorDenial::Wrong)
+        );
+    }
+    let wrong = if second.code.as_str() == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    for _ in 0..5 - usize::from(first.code != second.code) {
+        assert_eq!(
+            factors::confirm_destination(&ctx, &a.id, &fac.id, wrong, &tester())
+                .await
+                .unwrap(),
+            Err(FactorDenial::Wrong)
+        );
+    }
+    // Five checks used: even the right code is refused now.
+    assert_eq!(
+        factors::confirm_destination(&ctx, &a.id, &fac.id, &second.code, &tester())
+            .await
+            .unwrap(),
+        Err(FactorDenial::TooManyTries)
+    );
+    now = now.plus(30);
+    let third = issue(now).await.expect("issued");
+    let ctx = fctx(&*store, &keys, now);
+    factors::confirm_destination(&ctx, &a.id, &fac.id, &third.code, &tester())
+        .await
+        .unwrap()
+        .expect("confirmed");
+    assert_eq!(
+        store.factor_by_id(&fac.id).await.unwrap().unwrap().status,
+        FactorStatus::Active
+    );
+    let proof = |c: &str| Proof::Code {
+        factor: fac.id.clone(),
+        code: typed(c),
+    };
+    assert_eq!(
+        factors::verify(&ctx, &a.id, &proof(&third.code), &tester())
+            .await
+            .unwrap(),
+        Err(FactorDenial::Expired),
+        "single use"
+    );
+    // Expiry.
+    now = now.plus(30);
+    let fourth = issue(now).await.expect("issued");
+    let late = fctx(&*store, &keys, now.plus(policy.sent_code_ttl));
+    assert_eq!(
+        factors::verify(&late, &a.id, &proof(&fourth.code), &tester())
+            .await
+            .unwrap(),
+        Err(FactorDenial::Expired)
+    );
+    // The hourly limit (10): 4 issued so far in this hour.
+    for i in 0..6 {
+        now = now.plus(30);
+        issue(now)
+            .await
+            .unwrap_or_else(|e| panic!("code {i}: {e:?}"));
+    }
+    now = now.plus(30);
+    assert_eq!(
+        issue(now).await.expect_err("hourly limit"),
+        factors::IssueRefused::Throttled(tessera_domain::factor::Throttled::HourlyLimit)
+    );
+    assert!(issue(T0.plus(3601 + 30)).await.is_ok(), "the hour rolls on");
+}
+
+/// The two-step sign-in: a correct password for an account with an active factor gives a
+/// pending state, not a session (no session row, `session_by_token` with its hash finds
+/// nothing); the right code completes it once with amr `pwd otp mfa`; the token is then dead;
+/// an expired pending state completes nothing; wrong codes drop it after `pending_tries`.
+pub async fn pending_sign_in_is_single_use_expires_and_is_no_session(store: Arc<dyn Store>) {
+    let a = account_with_password(&*store, "pia").await;
+    let keys = factor_keys();
+    let ctx = fctx(&*store, &keys, T0);
+    let enrol = factors::begin_totp(&ctx, &a, "app", "tessera", OtpParams::DEFAULT, &tester())
+        .await
+        .unwrap();
+    let totp = totp_of(&enrol.uri);
+    let id = enrol.factor.id.clone();
+    factors::confirm_totp(&ctx, &a.id, &id, &totp.code_at(T0.0).unwrap(), &tester())
+        .await
+        .unwrap()
+        .unwrap();
+    let passwords = InlinePasswords::new();
+    let sign_in = |now: UnixTime| {
+        let store = Arc::clone(&store);
+        let passwords = passwords.clone();
+        async move {
+            let ctx = LoginContext {
+                store: &*store,
+                passwords: &passwords,
+                lockout: LockoutPolicy::default(),
+                sessions: SessionPolicy::default(),
+                factors: FactorPolicy::default(),
+                now,
+            };
+            let attempt = LoginAttempt {
+                username: "pia".into(),
+                password: Password::new(OLD_PASSWORD),
+                ip: Some("192.0.2.1".into()),
+                user_agent: Some("ua".into()),
+            };
+            match login::login(&ctx, attempt).await.unwrap() {
+                Ok(login::LoginOutcome::SecondFactor(p)) => p,
+                other => panic!("expected a pending second step: {other:?}"),
+            }
+        }
+    };
+    let now = T0.plus(60);
+    let pending = sign_in(now).await;
+    assert_eq!(pending.factors.len(), 1);
+    assert!(!pending.pending.enrol_only);
+    assert!(
+        store.sessions_of(&a.id).await.unwrap().is_empty(),
+        "no session yet"
+    );
+    assert!(
+        store
+            .session_by_token(&pending.token.hash())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store.recent_audit(1).await.unwrap()[0].kind,
+        AuditKind::SecondFactorPending
+    );
+    let ctx = fctx(&*store, &keys, now);
+    let proof = |c: String| Proof::Code {
+        factor: id.clone(),
+        code: typed(&c),
+    };
+    let done = factors::complete_sign_in(
+        &ctx,
+        &SessionPolicy::default(),
+        &pending.token,
+        proof(totp.code_at(now.0).unwrap()),
+    )
+    .await
+    .unwrap()
+    .expect("signed in");
+    assert_eq!(done.session.amr, vec!["pwd", "otp", "mfa"]);
+    assert_eq!(done.session.ip.as_deref(), Some("192.0.2.1"));
+    assert_eq!(
+        store.sessions_of(&a.id).await.unwrap(),
+        vec![done.session.clone()]
+    );
+    let recent = kinds(&store.recent_audit(2).await.unwrap());
+    assert_eq!(recent, vec![AuditKind::LoginSuccess, AuditKind::FactorUsed]);
+    // Single use.
+    assert_eq!(
+        factors::complete_sign_in(
+            &ctx,
+            &SessionPolicy::default(),
+            &pending.token,
+            proof(totp.code_at(now.0 + 30).unwrap())
+        )
+        .await
+        .unwrap()
+        .map(|_| ()),
+        Err(FactorDenial::NoPendingSignIn)
+    );
+    // Expiry: at `pending_ttl` it is gone.
+    let later = T0.plus(200);
+    let pending = sign_in(later).await;
+    let expired = fctx(&*store, &keys, later.plus(300));
+    assert_eq!(
+        factors::complete_sign_in(
+            &expired,
+            &SessionPolicy::default(),
+            &pending.token,
+            proof(totp.code_at(later.0 + 300).unwrap())
+        )
+        .await
+        .unwrap()
+        .map(|_| ()),
+        Err(FactorDenial::NoPendingSignIn)
+    );
+    // Wrong codes: the state survives four, the fifth drops it.
+    let pending = sign_in(later).await;
+    let ctx = fctx(&*store, &keys, later);
+    let right = totp.code_at(later.0).unwrap();
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    for n in 1..=5 {
+        assert_eq!(
+            factors::complete_sign_in(
+                &ctx,
+                &SessionPolicy::default(),
+                &pending.token,
+                proof(wrong.to_owned())
+            )
+            .await
+            .unwrap()
+            .map(|_| ()),
+            Err(FactorDenial::Wrong)
+        );
+        assert_eq!(
+            store
+                .pending_login(&pending.token.hash(), later)
+                .await
+                .unwrap()
+                .is_some(),
+            n < 5,
+            "after {n} wrong codes"
+        );
+    }
+    assert_eq!(store.factor_by_id(&id).await.unwrap().unwrap().failures, 5);
+    assert!(
+        factors::complete_sign_in(
+            &ctx,
+            &SessionPolicy::default(),
+            &pending.token,
+            proof(right)
+        )
+        .await
+        .unwrap()
+        .is_err()
+    );
+    // A token that was never issued.
+    assert_eq!(
+        factors::complete_sign_in(
+            &ctx,
+            &SessionPolicy::default(),
+            &PendingToken::generate(),
+            proof("123456".into())
+        )
+        .await
+        .unwrap()
+        .map(|_| ()),
+        Err(FactorDenial::NoPendingSignIn)
+    );
+}
+
+/// `commit_second_factor` is all or nothing: a refused proof (a replayed step) or a session
+/// that cannot be stored leaves the pending state, the factor and the sessions as they were.
+pub async fn second_step_commit_is_all_or_nothing(store: Arc<dyn Store>) {
+    let a = create(&*store, "alf").await;
+    let f = totp_factor(&a.id, "app");
+    store.create_factor(&f, None).await.unwrap();
+    let e = AuditEvent::new(AuditKind::FactorUsed, T0).account(&a.id);
+    let step = |step| FactorUse::Totp {
+        factor: f.id.clone(),
+        step,
+        activate: false,
+    };
+    assert!(store.use_factor(&a.id, &step(5), T0, &e).await.unwrap());
+    let account = store.account_by_id(&a.id).await.unwrap().unwrap();
+    let (pending, token) =
+        factors::new_pending(&account, None, None, false, &FactorPolicy::default(), T0);
+    store
+        .commit_login_pending(&pending, &phc("alf"), None, &e)
+        .await
+        .unwrap()
+        .unwrap();
+    // With an active factor, no password-only session commits (a factor enrolled while the
+    // password was being checked wins).
+    assert_eq!(
+        store
+            .commit_login_success(&session(&a.id, T0.plus(1)), &phc("alf"), None, &e)
+            .await
+            .unwrap(),
+        Err(StaleLogin::SecondFactorNeeded)
+    );
+    assert!(store.sessions_of(&a.id).await.unwrap().is_empty());
+    let audit_before = store.recent_audit(100).await.unwrap().len();
+    let s = session(&a.id, T0.plus(1));
+    assert_eq!(
+        store
+            .commit_second_factor(&token.hash(), &step(5), &s, std::slice::from_ref(&e))
+            .await
+            .unwrap(),
+        Err(tessera_domain::store::SecondStepRefused::ProofRejected)
+    );
+    // A session whose token already exists: the insert fails, everything is undone.
+    let existing = open_session(&*store, &a.id, T0).await;
+    let clash = Session {
+        token_hash: existing.token_hash,
+        ..session(&a.id, T0.plus(1))
+    };
+    assert!(
+        store
+            .commit_second_factor(&token.hash(), &step(6), &clash, std::slice::from_ref(&e))
+            .await
+            .is_err()
+    );
+    assert!(
+        store
+            .pending_login(&token.hash(), T0.plus(1))
+            .await
+            .unwrap()
+            .is_some(),
+        "pending kept"
+    );
+    assert!(matches!(
+        store.factor_by_id(&f.id).await.unwrap().unwrap().data,
+        FactorData::Totp {
+            last_step: Some(5),
+            ..
+        }
+    ));
+    assert_eq!(store.sessions_of(&a.id).await.unwrap(), vec![existing]);
+    assert_eq!(store.recent_audit(100).await.unwrap().len(), audit_before);
+    // Another account's pending token does not open this one's session.
+    let b = create(&*store, "bea").await;
+    assert_eq!(
+        store
+            .commit_second_factor(&token.hash(), &step(6), &session(&b.id, T0.plus(1)), &[])
+            .await
+            .unwrap(),
+        Err(tessera_domain::store::SecondStepRefused::PendingGone)
+    );
+    // A disabled account completes nothing.
+    store.set_disabled(&a.id, true, T0).await.unwrap();
+    assert_eq!(
+        store
+            .commit_second_factor(&token.hash(), &step(6), &s, &[])
+            .await
+            .unwrap(),
+        Err(tessera_domain::store::SecondStepRefused::AccountUnusable)
+    );
+    store.set_disabled(&a.id, false, T0).await.unwrap();
+    // The pending state went with the refused attempt above (rolled back): still there.
+    store
+        .commit_second_factor(&token.hash(), &step(6), &s, &[e])
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        store
+            .pending_login(&token.hash(), T0.plus(1))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(store.sessions_of(&a.id).await.unwrap().len(), 2);
+}
+
+/// `rotate_master` re-seals every seed under the current key in one transaction; codes still
+/// verify afterwards; a stale old value aborts the whole re-seal.
+pub async fn reseal_is_one_transaction(store: Arc<dyn Store>) {
+    let a = create(&*store, "rob").await;
+    let (old_key, old_text) = MasterKey::generate().unwrap();
+    let old = FactorKeys::new(&[9u8; 32], Some(Arc::new(KeyRing::new(old_key, vec![]))));
+    let ctx = fctx(&*store, &old, T0);
+    let mut totps = Vec::new();
+    for label in ["one", "two"] {
+        let enrol = factors::begin_totp(&ctx, &a, label, "", OtpParams::DEFAULT, &tester())
+            .await
+            .unwrap();
+        totps.push((enrol.factor.id.clone(), totp_of(&enrol.uri)));
+    }
+    let new_ring = KeyRing::new(
+        MasterKey::generate().unwrap().0,
+        vec![MasterKey::from_text(&old_text).unwrap()],
+    );
+    let rotated = FactorKeys::new(&[9u8; 32], Some(Arc::new(new_ring)));
+    let sealed = store.sealed_secrets().await.unwrap();
+    assert_eq!(sealed.len(), 2);
+    // A stale old value for the second: nothing changes.
+    let bad = vec![
+        (
+            sealed[0].0.clone(),
+            sealed[0].1.clone(),
+            SealedSecret(vec![5; 40]),
+        ),
+        (
+            sealed[1].0.clone(),
+            SealedSecret(vec![6; 40]),
+            SealedSecret(vec![7; 40]),
+        ),
+    ];
+    let e = AuditEvent::new(AuditKind::MasterKeyRotated, T0);
+    assert_eq!(
+        store.reseal_secrets(&bad, &e).await.unwrap(),
+        Err(sealed[1].0.clone())
+    );
+    assert_eq!(store.sealed_secrets().await.unwrap(), sealed, "rolled back");
+    assert_eq!(
+        factors::rotate_master(&*store, &rotated, &tester(), T0)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        factors::rotate_master(&*store, &rotated, &tester(), T0)
+            .await
+            .unwrap(),
+        0
+    );
+    for (_, s) in store.sealed_secrets().await.unwrap() {
+        assert!(rotated.ring().unwrap().is_current(&s.0));
+    }
+    let ctx = fctx(&*store, &rotated, T0);
+    for (id, totp) in &totps {
+        factors::confirm_totp(&ctx, &a.id, id, &totp.code_at(T0.0).unwrap(), &tester())
+            .await
+            .unwrap()
+            .expect("opens under the new key");
+    }
+}
+
+/// Deleting an account removes its factors, recovery and sent codes and pending sign-ins;
+/// an admin reset removes the factors and pending sign-ins of one account only.
+pub async fn account_deletion_cascades_to_factors(store: Arc<dyn Store>) {
+    let a = create(&*store, "del").await;
+    let b = create(&*store, "keep").await;
+    let keys = factor_keys();
+    let ctx = fctx(&*store, &keys, T0);
+    for acc in [&a, &b] {
+        factors::begin_totp(&ctx, acc, "app", "", OtpParams::DEFAULT, &tester())
+            .await
+            .unwrap();
+        factors::generate_recovery_codes(&ctx, &acc.id, &tester())
+            .await
+            .unwrap();
+        let dest = factors::Destination::Email(Email::parse("x@example.com").unwrap());
+        let f = factors::enrol_destination(&ctx, &acc.id, "mail", dest, &tester())
+            .await
+            .unwrap();
+        factors::issue_code(&ctx, &acc.id, &f.id, &tester())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let (pa, ta) = factors::new_pending(&a, None, None, false, &FactorPolicy::default(), T0);
+    store
+        .commit_login_pending(
+            &pa,
+            &phc("del"),
+            None,
+            &AuditEvent::new(AuditKind::SecondFactorPending, T0),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let recovery = store
+        .factors_of(&a.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|f| f.kind() == tessera_domain::factor::FactorKind::Recovery)
+        .unwrap();
+    assert!(store.delete_account(&a.id).await.unwrap());
+    assert!(store.factors_of(&a.id).await.unwrap().is_empty());
+    assert_eq!(store.recovery_codes_left(&recovery.id).await.unwrap(), 0);
+    assert!(store.pending_login(&ta.hash(), T0).await.unwrap().is_none());
+    assert_eq!(store.factors_of(&b.id).await.unwrap().len(), 3);
+    assert_eq!(
+        factors::recovery_codes_left(&*store, &b.id).await.unwrap(),
+        10
+    );
+    let (pb, tb) = factors::new_pending(&b, None, None, false, &FactorPolicy::default(), T0);
+    store
+        .commit_login_pending(
+            &pb,
+            &phc("keep"),
+            None,
+            &AuditEvent::new(AuditKind::SecondFactorPending, T0),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        factors::admin_reset(&ctx, &b.id, &tester()).await.unwrap(),
+        3
+    );
+    assert!(store.factors_of(&b.id).await.unwrap().is_empty());
+    assert!(store.pending_login(&tb.hash(), T0).await.unwrap().is_none());
+}
+
+/// An account required to use a second factor but without one signs in through an
+/// enrol-only pending state: only a TOTP enrolment is possible, and its first code both
+/// activates the factor and opens the session (amr `pwd otp mfa`).
+pub async fn required_factor_is_enrolled_at_sign_in(store: Arc<dyn Store>) {
+    let a = account_with_password(&*store, "req").await;
+    factors::set_required(&*store, &a.id, true, &tester(), T0)
+        .await
+        .unwrap();
+    let keys = factor_keys();
+    let passwords = InlinePasswords::new();
+    let lctx = LoginContext {
+        store: &*store,
+        passwords: &passwords,
+        lockout: LockoutPolicy::default(),
+        sessions: SessionPolicy::default(),
+        factors: FactorPolicy::default(),
+        now: T0,
+    };
+    let attempt = LoginAttempt {
+        username: "req".into(),
+        password: Password::new(OLD_PASSWORD),
+        ip: None,
+        user_agent: None,
+    };
+    let Ok(login::LoginOutcome::SecondFactor(pending)) =
+        login::login(&lctx, attempt).await.unwrap()
+    else {
+        panic!("a pending second step");
+    };
+    assert!(pending.pending.enrol_only && pending.factors.is_empty());
+    let ctx = fctx(&*store, &keys, T0);
+    // Recovery codes are not accepted in this state.
+    let codes = factors::generate_recovery_codes(&ctx, &a.id, &tester())
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(
+        factors::complete_sign_in(
+            &ctx,
+            &SessionPolicy::default(),
+            &pending.token,
+            Proof::Recovery {
+                code: typed(&codes[0])
+            }
+        )
+        .await
+        .unwrap()
+        .map(|_| ()),
+        Err(FactorDenial::Unavailable)
+    );
+    let enrol =
+        factors::begin_totp_at_sign_in(&ctx, &pending.token, "app", "tessera", OtpParams::DEFAULT)
+            .await
+            .unwrap()
+            .unwrap();
+    let code = totp_of(&enrol.uri).code_at(T0.0).unwrap();
+    let done = factors::complete_sign_in(
+        &ctx,
+        &SessionPolicy::default(),
+        &pending.token,
+        Proof::Code {
+            factor: enrol.factor.id.clone(),
+            code: typed(&code),
+        },
+    )
+    .await
+    .unwrap()
+    .expect("signed in with the first code");
+    assert_eq!(done.session.amr, vec!["pwd", "otp", "mfa"]);
+    assert_eq!(
+        store
+            .factor_by_id(&enrol.factor.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        FactorStatus::Active
+    );
+    assert_eq!(
+        kinds(&store.recent_audit(2).await.unwrap()),
+        vec![AuditKind::LoginSuccess, AuditKind::FactorEnrolled]
+    );
+    // Admins under the global policy; a plain user without factors signs in in one step.
+    let admin = accounts::create(
+        &*store,
+        &passwords,
+        &PasswordPolicy::default(),
+        new_account("boss", Role::Admin),
+        Some(Password::new(OLD_PASSWORD)),
+        &Actor::default(),
+        T0,
+    )
+    .await
+    .unwrap();
+    let policy = FactorPolicy {
+        admins_required: true,
+        ..FactorPolicy::default()
+    };
+    for (name, expect_pending) in [("boss", true), ("pia2", false)] {
+        if name == "pia2" {
+            account_with_password(&*store, "pia2").await;
+        }
+        let lctx = LoginContext {
+            factors: policy,
+            ..LoginContext {
+                ..lctx_clone(&lctx)
+            }
+        };
+        let outcome = login::login(
+            &lctx,
+            LoginAttempt {
+                username: name.into(),
+                password: Password::new(OLD_PASSWORD),
+                ip: None,
+                user_agent: None,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            matches!(outcome, Ok(login::LoginOutcome::SecondFactor(_))),
+            expect_pending,
+            "{name}"
+        );
+        assert!(outcome.is_ok());
+    }
+    let _ = admin;
+}
+
+fn lctx_clone<'a>(c: &LoginContext<'a>) -> LoginContext<'a> {
+    LoginContext {
+        store: c.store,
+        passwords: c.passwords,
+        lockout: c.lockout,
+        sessions: c.sessions,
+        factors: c.factors,
+        now: c.now,
+    }
+}
+
+/// Two tasks completing one pending sign-in with the same right code at once: exactly one
+/// session. Cancelling deletes the pending state; pruning removes expired pending sign-ins and
+/// sent codes an hour past their expiry, and nothing newer.
+pub async fn second_step_race_opens_one_session_and_state_is_pruned(store: Arc<dyn Store>) {
+    let a = account_with_password(&*store, "ray").await;
+    let keys = Arc::new(factor_keys());
+    let ctx = fctx(&*store, &keys, T0);
+    let enrol = factors::begin_totp(&ctx, &a, "app", "", OtpParams::DEFAULT, &tester())
+        .await
+        .unwrap();
+    let totp = totp_of(&enrol.uri);
+    factors::confirm_totp(
+        &ctx,
+        &a.id,
+        &enrol.factor.id,
+        &totp.code_at(T0.0).unwrap(),
+        &tester(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let now = T0.plus(90);
+    let (pending, token) =
+        factors::new_pending(&a, None, None, false, &FactorPolicy::default(), now);
+    let e = AuditEvent::new(AuditKind::SecondFactorPending, now);
+    let hash = store
+        .account_by_username(&name("ray"))
+        .await
+        .unwrap()
+        .unwrap()
+        .1
+        .unwrap();
+    store
+        .commit_login_pending(&pending, &hash, None, &e)
+        .await
+        .unwrap()
+        .unwrap();
+    let code = totp.code_at(now.0).unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..2 {
+        let (s, k, t, c, f) = (
+            Arc::clone(&store),
+            Arc::clone(&keys),
+            PendingToken::parse(token.expose()).unwrap(),
+            code.clone(),
+            enrol.factor.id.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let ctx = fctx(&*s, &k, now);
+            let proof = Proof::Code {
+                factor: f,
+                code: typed(&c),
+            };
+            factors::complete_sign_in(&ctx, &SessionPolicy::default(), &t, proof)
+                .await
+                .unwrap()
+                .is_ok()
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        wins += usize::from(t.await.unwrap());
+    }
+    assert_eq!(wins, 1, "one pending sign-in, one session");
+    assert_eq!(store.sessions_of(&a.id).await.unwrap().len(), 1);
+    // Cancel.
+    let (p2, t2) = factors::new_pending(&a, None, None, false, &FactorPolicy::default(), now);
+    store
+        .commit_login_pending(&p2, &hash, None, &e)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(factors::cancel_sign_in(&*store, &t2).await.unwrap());
+    assert!(!factors::cancel_sign_in(&*store, &t2).await.unwrap());
+    // Pruning.
+    let (p3, t3) = factors::new_pending(&a, None, None, false, &FactorPolicy::default(), now);
+    store
+        .commit_login_pending(&p3, &hash, None, &e)
+        .await
+        .unwrap()
+        .unwrap();
+    let dest = factors::Destination::Email(Email::parse("ray@example.com").unwrap());
+    let f = factors::enrol_destination(&ctx, &a.id, "mail", dest, &tester())
+        .await
+        .unwrap();
+    factors::issue_code(&fctx(&*store, &keys, now), &a.id, &f.id, &tester())
+        .await
+        .unwrap()
+        .unwrap();
+    // Before the pending state's expiry: nothing goes.
+    assert_eq!(
+        store
+            .delete_expired_factor_state(now.plus(299))
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(
+        store
+            .pending_login(&t3.hash(), now)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // At its expiry the pending state goes; the sent code (expired at +300) stays for the hour.
+    assert_eq!(
+        store
+            .delete_expired_factor_state(now.plus(300))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        store
+            .pending_login(&t3.hash(), now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store
+            .delete_expired_factor_state(now.plus(300 + 3599))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .delete_expired_factor_state(now.plus(300 + 3600))
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+/// HOTP through the domain: a fob imported from hex (audited with its creation) accepts codes
+/// in the look-ahead window once each; a code far ahead is refused until a resync with two
+/// consecutive codes, which never moves the counter back; a URI import keeps its counter.
+pub async fn hotp_import_and_resync_through_the_domain(store: Arc<dyn Store>) {
+    use tessera_token::otp::{Hotp, OtpSecret};
+    let a = create(&*store, "fob").await;
+    let keys = factor_keys();
+    let ctx = fctx(&*store, &keys, T0);
+    let seed_hex = "3132333435363738393031323334353637383930";
+    let fob = Hotp::new(OtpSecret::from_hex(seed_hex).unwrap(), OtpParams::DEFAULT);
+    let import = factors::HotpImport {
+        label: "fob".into(),
+        seed: factors::HotpSeed::Hex(typed(seed_hex)),
+        counter: Some(0),
+        algorithm: None,
+        digits: None,
+    };
+    let f = factors::import_hotp(&ctx, &a.id, import, &tester())
+        .await
+        .unwrap();
+    assert_eq!(f.status, FactorStatus::Active);
+    assert_eq!(
+        store.recent_audit(1).await.unwrap()[0].kind,
+        AuditKind::FactorEnrolled
+    );
+    let proof = |c: String| Proof::Code {
+        factor: f.id.clone(),
+        code: typed(&c),
+    };
+    // RFC 4226 Appendix D: counter 3 is 969429.
+    assert_eq!(fob.code(3), "969429");
+    assert!(
+        factors::verify(&ctx, &a.id, &proof(fob.code(3)), &tester())
+            .await
+            .unwrap()
+            .is_ok()
+    );
+    assert_eq!(
+        factors::verify(&ctx, &a.id, &proof(fob.code(3)), &tester())
+            .await
+            .unwrap(),
+        Err(FactorDenial::Wrong),
+        "behind the counter now"
+    );
+    assert_eq!(
+        factors::verify(&ctx, &a.id, &proof(fob.code(50)), &tester())
+            .await
+            .unwrap(),
+        Err(FactorDenial::Wrong),
+        "beyond the look-ahead"
+    );
+    assert_eq!(
+        factors::resync_hotp(&ctx, &a.id, &f.id, &fob.code(50), &fob.code(52), &tester())
+            .await
+            .unwrap(),
+        Err(FactorDenial::Wrong),
+        "not consecutive"
+    );
+    factors::resync_hotp(&ctx, &a.id, &f.id, &fob.code(50), &fob.code(51), &tester())
+        .await
+        .unwrap()
+        .expect("resynced");
+    assert_eq!(
+        factors::verify(&ctx, &a.id, &proof(fob.code(51)), &tester())
+            .await
+            .unwrap(),
+        Err(FactorDenial::Wrong)
+    );
+    assert!(
+        factors::verify(&ctx, &a.id, &proof(fob.code(52)), &tester())
+            .await
+            .unwrap()
+            .is_ok()
+    );
+    // A resync to codes behind the counter finds nothing to move to.
+    assert!(
+        factors::resync_hotp(&ctx, &a.id, &f.id, &fob.code(10), &fob.code(11), &tester())
+            .await
+            .unwrap()
+            .is_err()
+    );
+    let stored = store.factor_by_id(&f.id).await.unwrap().unwrap();
+    assert!(matches!(
+        stored.data,
+        FactorData::Hotp {
+            next_counter: 53,
+            ..
+        }
+    ));
+    // From a URI, with its own counter and digits; without a master key, refused.
+    let uri = "otpauth://hotp/ACME:fob2?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&counter=7&digits=8";
+    let no_key = FactorKeys::new(&[9u8; 32], None);
+    let err = factors::import_hotp(
+        &fctx(&*store, &no_key, T0),
+        &a.id,
+        factors::HotpImport {
+            label: "fob2".into(),
+            seed: factors::HotpSeed::Uri(typed(uri)),
+            counter: None,
+            algorithm: None,
+            digits: None,
+        },
+        &tester(),
+    )
+    .await
+    .expect_err("no master key");
+    assert!(matches!(err, DomainError::NoMasterKey), "{err:?}");
+    let f2 = factors::import_hotp(
+        &ctx,
+        &a.id,
+        factors::HotpImport {
+            label: "fob2".into(),
+            seed: factors::HotpSeed::Uri(typed(uri)),
+            counter: None,
+            algorithm: None,
+            digits: None,
+        },
+        &tester(),
+    )
+    .await
+    .unwrap();
+    let stored = store.factor_by_id(&f2.id).await.unwrap().unwrap();
+    assert!(matches!(
+        stored.data,
+        FactorData::Hotp {
+            next_counter: 7,
+            digits: 8,
+            ..
+        }
+    ));
+    assert!(
+        factors::import_hotp(
+            &ctx,
+            &a.id,
+            factors::HotpImport {
+                label: "bad".into(),
+                seed: factors::HotpSeed::Hex(typed("zz")),
+                counter: None,
+                algorithm: None,
+                digits: None,
+            },
+            &tester(),
+        )
+        .await
+        .is_err()
+    );
 }

@@ -5,7 +5,8 @@
 //! ([`passwords`]: inline, and gated to play races in a fixed order). It enables
 //! `tessera-domain`'s `test-support` feature, so only test builds have it.
 //!
-//! Depends on `tessera-domain`, tokio and async-trait only; never on a concrete store (each store crate brings
+//! Depends on `tessera-domain` (and `tessera-token`/zeroize for the factor cases' seeds and
+//! codes), tokio and async-trait only; never on a concrete store (each store crate brings
 //! its own set-up), and no crate may depend on it outside `[dev-dependencies]`.
 
 pub mod clock;
@@ -135,6 +136,20 @@ macro_rules! store_conformance_tests {
             login_racing_a_reset_never_rehashes_the_old_password,
             login_racing_a_lock_or_disable_opens_no_session,
             login_commit_and_reset_race_leave_no_session,
+            factors_round_trip_and_labels_are_unique,
+            totp_step_is_accepted_once_even_when_racing,
+            hotp_counter_never_moves_back,
+            factor_failures_lock_at_the_limit_and_reset,
+            totp_enrolment_and_windows_through_the_domain,
+            recovery_codes_are_single_use,
+            sent_codes_expire_limit_tries_and_are_single_use,
+            pending_sign_in_is_single_use_expires_and_is_no_session,
+            second_step_commit_is_all_or_nothing,
+            reseal_is_one_transaction,
+            account_deletion_cascades_to_factors,
+            required_factor_is_enrolled_at_sign_in,
+            second_step_race_opens_one_session_and_state_is_pruned,
+            hotp_import_and_resync_through_the_domain,
         );
     };
     (@cases $setup:path; $($case:ident),* $(,)?) => {

@@ -8,7 +8,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use tessera_domain::credential::password::Password;
-use tessera_domain::login::{self, LoggedIn, LoginAttempt, LoginContext};
+use tessera_domain::login::{self, LoggedIn, LoginAttempt, LoginContext, LoginOutcome};
 
 use crate::app::AppState;
 use crate::cookie::{self, Kind};
@@ -314,6 +314,7 @@ async fn attempt(
         passwords: state.passwords(),
         lockout: state.config().lockout,
         sessions: state.config().sessions,
+        factors: Default::default(),
         now: state.now(),
     };
     let attempt = LoginAttempt {
@@ -323,10 +324,16 @@ async fn attempt(
         user_agent,
     };
     match login::login(&ctx, attempt).await? {
-        Ok(done) => {
+        Ok(LoginOutcome::Session(done)) => {
             crate::metrics::login("success");
             tracing::info!(account = %done.account.id, "login succeeded");
             Ok(Ok(done))
+        }
+        // The second-step routes are not served yet: no session without the second factor.
+        Ok(LoginOutcome::SecondFactor(pending)) => {
+            crate::metrics::login("second_factor_pending");
+            tracing::info!(account = %pending.account.id, "second factor needed; not served yet");
+            Ok(Err(()))
         }
         Err(denial) => {
             crate::metrics::login(denial.as_str());

@@ -463,6 +463,7 @@ async fn the_domain_caps_passwords_at_4096_bytes() {
         passwords: &passwords,
         lockout: LockoutPolicy::default(),
         sessions: SessionPolicy::default(),
+        factors: Default::default(),
         now: h.clock.now_time(),
     };
     let attempt = |password: &str| LoginAttempt {

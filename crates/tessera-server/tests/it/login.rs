@@ -721,6 +721,7 @@ async fn unknown_and_malformed_names_still_pay_for_a_password_hash() {
         passwords: &counting,
         lockout: Default::default(),
         sessions: Default::default(),
+        factors: Default::default(),
         now: h.clock.now_time(),
     };
     for name in ["ada", "nobody", "Not Valid!"] {
