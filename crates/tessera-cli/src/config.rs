@@ -42,6 +42,20 @@ pub(crate) struct FileConfig {
     /// `[delivery]`: how one-time codes are sent (docs/delivery.md); validated by
     /// `FileConfig::delivery_senders`.
     pub(crate) delivery: tessera_delivery::DeliveryConfig,
+    /// `[secrets]`: the master key sealing second-factor seeds (docs/factors.md).
+    pub(crate) secrets: SecretsSection,
+}
+
+/// `[secrets]`: where the master key is. The key itself may instead come from the
+/// `TESSERA_MASTER_KEY` variable (read by [`crate::secrets`], never by figment).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct SecretsSection {
+    /// A file holding the current master key (64 hex digits or base64 of 32 bytes); empty for
+    /// none.
+    pub(crate) master_key_file: PathBuf,
+    /// Files holding previous master keys, still accepted for opening during a rotation.
+    pub(crate) previous_master_key_files: Vec<PathBuf>,
 }
 
 /// `[branding]`: the product name and logo on the pages.
@@ -237,6 +251,7 @@ impl Default for FileConfig {
             metrics: MetricsSection::default(),
             audit: AuditSection::default(),
             delivery: tessera_delivery::DeliveryConfig::default(),
+            secrets: SecretsSection::default(),
         }
     }
 }
@@ -316,7 +331,8 @@ pub(crate) fn load(args: &StoreArgs, listen: Option<&str>) -> Result<FileConfig>
     }
     figment = figment.merge(
         Env::prefixed("TESSERA_")
-            .ignore(&["CONFIG", "LOG"])
+            // TESSERA_MASTER_KEY holds a key, not a setting: `crate::secrets` reads it.
+            .ignore(&["CONFIG", "LOG", "MASTER_KEY"])
             .split("__"),
     );
     let mut config: FileConfig = figment.extract().map_err(explain)?;

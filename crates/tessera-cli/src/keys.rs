@@ -53,6 +53,13 @@ pub(crate) enum KeysCommand {
         /// File holding one JWK.
         file: PathBuf,
     },
+    /// Generate a master key (64 hex digits) for `[secrets] master_key_file` or
+    /// `TESSERA_MASTER_KEY`: it seals second-factor seeds (docs/factors.md).
+    GenerateMaster {
+        /// Write the key to this new file (mode 0600) instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 pub(crate) fn run(cmd: KeysCommand) -> Result<(), Failure> {
@@ -110,6 +117,21 @@ pub(crate) fn run(cmd: KeysCommand) -> Result<(), Failure> {
                 )));
             }
             println!("{}", jwk.to_json());
+        }
+        KeysCommand::GenerateMaster { out } => {
+            let (key, text) = tessera_token::seal::MasterKey::generate()
+                .map_err(|e| anyhow::anyhow!("generating the master key: {e}"))?;
+            match out {
+                Some(path) => {
+                    input::write_secret(&path, format!("{}\n", *text).as_bytes())?;
+                    eprintln!(
+                        "tessera: wrote master key {} to {}",
+                        key.id_hex(),
+                        path.display()
+                    );
+                }
+                None => println!("{}", *text),
+            }
         }
         KeysCommand::ToPem { file } => {
             let pem = read_jwk(&file)?.to_pem().context("converting to PEM")?;

@@ -18,6 +18,7 @@ mod config;
 mod delivery;
 mod input;
 mod keys;
+mod secrets;
 mod serve;
 mod store;
 mod token;

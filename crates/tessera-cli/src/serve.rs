@@ -46,16 +46,41 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
     let server = file.server()?;
     let hasher = Hasher::new(server.hash_params).context("password hashing parameters")?;
     runtime()?.block_on(async move {
-        // `[delivery]` is checked before anything starts, so a bad channel stops `serve` here
-        // rather than failing the first code sent. (The senders reach the routes once the
-        // sign-in flows send codes.)
-        let _senders = file.delivery_senders()?;
+        // `[delivery]` and `[secrets]` are checked before anything starts, so a bad channel or
+        // key stops `serve` here rather than failing the first code sent or factor enrolled.
+        let senders = file.delivery_senders()?;
+        let master_keys = crate::secrets::master_keys(&file, &|name| std::env::var(name).ok())
+            .context("invalid configuration")?;
+        match &master_keys {
+            Some(ring) => tracing::info!(
+                master_key = %ring.current().id_hex(),
+                "master key loaded: TOTP/HOTP seeds are sealed under it"
+            ),
+            None if server.transport == tessera_server::Transport::Dev => tracing::warn!(
+                "no master key ([secrets] master_key_file or TESSERA_MASTER_KEY): TOTP and HOTP \
+                 enrolment is refused; email, SMS and recovery codes work (dev mode only)"
+            ),
+            None => tracing::warn!(
+                "no master key ([secrets] master_key_file or TESSERA_MASTER_KEY): every \
+                 second-factor enrolment is refused until one is configured (docs/factors.md)"
+            ),
+        }
         let store = crate::store::open(&file, crate::store::Missing::Create).await?;
         let passwords = BlockingPasswords::new(hasher, server.hash_concurrency, 64)
             .context("starting the password-hashing threads")?;
-        let state = AppState::new(server.clone(), store, Arc::new(SystemClock), passwords)
-            .await
-            .context("initialising server state")?;
+        let factors = tessera_server::SecondFactors {
+            master_keys,
+            senders,
+        };
+        let state = AppState::with(
+            server.clone(),
+            store,
+            Arc::new(SystemClock),
+            passwords,
+            factors,
+        )
+        .await
+        .context("initialising server state")?;
         // Both listeners bound before anything is announced: a token or a "serving" line is
         // never printed by a process that then fails to listen.
         let listener = tokio::net::TcpListener::bind(server.listen)

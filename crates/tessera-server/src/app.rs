@@ -7,8 +7,10 @@ use std::time::Duration;
 use axum::Router;
 use tessera_domain::admin::{AdminToken, AdminTokenSeal};
 use tessera_domain::clock::{Clock, UnixTime};
+use tessera_domain::delivery::Senders;
 use tessera_domain::session::CookieSeal;
 use tessera_domain::store::Store;
+use tessera_token::seal::KeyRing;
 use tokio::net::TcpListener;
 use tower_http::limit::RequestBodyLimitLayer;
 
@@ -30,10 +32,24 @@ struct Inner {
     config: ServerConfig,
     sessions: SessionCache,
     seal: CookieSeal,
+    pending_seal: crate::cookie::PendingSeal,
     admin_seal: AdminTokenSeal,
     /// Whether an untagged (first-format) admin token was accepted yet: said once per process.
     untagged_admin_seen: std::sync::atomic::AtomicBool,
     throttle: Throttle,
+    master_keys: Option<Arc<KeyRing>>,
+    senders: Senders,
+}
+
+/// What second factors need besides the configuration, given by the composition root: the
+/// master key ring sealing TOTP/HOTP seeds (none when no master key is configured; see
+/// [`AppState::master_keys`]) and the channels sending one-time codes.
+#[derive(Clone, Debug, Default)]
+pub struct SecondFactors {
+    /// The master key and the previous ones (for rotation), if configured.
+    pub master_keys: Option<Arc<KeyRing>>,
+    /// Email, SMS and development-log senders (`[delivery]`).
+    pub senders: Senders,
 }
 
 /// The name of the marker [`AppState::bootstrap_admin`] writes once per database.
@@ -43,13 +59,24 @@ const BOOTSTRAP_MARKER: &str = "bootstrap-admin-done";
 const COOKIE_SEAL_SECRET: &str = "session-cookie-seal";
 
 impl AppState {
-    /// Builds the state: fetches (or creates, once for all nodes) the cookie-seal and
-    /// admin-token-seal keys.
+    /// Builds the state without a master key or code senders (see [`AppState::with`]).
     pub async fn new(
         config: ServerConfig,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         passwords: BlockingPasswords,
+    ) -> Result<AppState, tessera_domain::StoreError> {
+        AppState::with(config, store, clock, passwords, SecondFactors::default()).await
+    }
+
+    /// Builds the state: fetches (or creates, once for all nodes) the cookie-seal and
+    /// admin-token-seal keys, and keeps the second factors' master keys and senders.
+    pub async fn with(
+        config: ServerConfig,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        passwords: BlockingPasswords,
+        factors: SecondFactors,
     ) -> Result<AppState, tessera_domain::StoreError> {
         // Install the metrics recorder before the first request records anything.
         let _ = crate::metrics::handle();
@@ -69,12 +96,15 @@ impl AppState {
                 ),
                 throttle: Throttle::new(&config.throttle, clock.clone()),
                 seal: CookieSeal::new(&key),
+                pending_seal: crate::cookie::PendingSeal::new(&key),
                 admin_seal,
                 untagged_admin_seen: std::sync::atomic::AtomicBool::new(false),
                 store,
                 clock,
                 passwords,
                 config,
+                master_keys: factors.master_keys,
+                senders: factors.senders,
             }),
         })
     }
@@ -104,6 +134,10 @@ impl AppState {
         &self.inner.seal
     }
 
+    pub(crate) fn pending_seal(&self) -> &crate::cookie::PendingSeal {
+        &self.inner.pending_seal
+    }
+
     pub(crate) fn admin_seal(&self) -> &AdminTokenSeal {
         &self.inner.admin_seal
     }
@@ -118,6 +152,35 @@ impl AppState {
 
     pub(crate) fn throttle(&self) -> &Throttle {
         &self.inner.throttle
+    }
+
+    /// The master key ring, if one is configured.
+    pub fn master_keys(&self) -> Option<&KeyRing> {
+        self.inner.master_keys.as_deref()
+    }
+
+    /// The senders of one-time codes.
+    pub(crate) fn senders(&self) -> &Senders {
+        &self.inner.senders
+    }
+
+    /// Whether a factor may be enrolled, given whether its kind seals a seed (TOTP, HOTP).
+    /// Without a master key, production (behind a TLS proxy) refuses every enrolment: the
+    /// deployment is not finished (issue 9, "secrets at rest"); development mode refuses only
+    /// the kinds that need sealing, since their seeds cannot be kept. The error is a 503 for
+    /// the client and names the missing setting in the log line.
+    pub(crate) fn check_enrolment(&self, seals_a_seed: bool) -> Result<(), crate::error::ApiError> {
+        if self.master_keys().is_some() {
+            return Ok(());
+        }
+        if seals_a_seed || self.config().secure_cookies() {
+            return Err(crate::error::ApiError::new(
+                crate::error::Code::Unavailable,
+                "second-factor enrolment refused: no master key is configured \
+                 (set [secrets] master_key_file or TESSERA_MASTER_KEY; see docs/factors.md)",
+            ));
+        }
+        Ok(())
     }
 
     /// Writes pending session touches now (also done every few seconds and at shutdown).

@@ -12,6 +12,9 @@ pub(crate) enum Kind {
     Session,
     /// The pre-login CSRF cookie for the sign-in form (double submit).
     Login,
+    /// A pending two-step sign-in: the password step passed, the second factor has not. It
+    /// opens nothing: only the second-step routes read it.
+    Pending,
 }
 
 /// The cookie name for `kind` in secure or dev mode.
@@ -21,6 +24,8 @@ pub(crate) fn name(kind: Kind, secure: bool) -> &'static str {
         (Kind::Session, false) => "tessera",
         (Kind::Login, true) => "__Host-tessera-login",
         (Kind::Login, false) => "tessera-login",
+        (Kind::Pending, true) => "__Host-tessera-mfa",
+        (Kind::Pending, false) => "tessera-mfa",
     }
 }
 
@@ -55,6 +60,65 @@ pub(crate) fn get(headers: &HeaderMap, kind: Kind, secure: bool) -> Option<Strin
     None
 }
 
+/// The keyed tags of the pending-sign-in cookie (`<token>.<tag>`, like the session cookie's)
+/// and of its second-step form's CSRF token. Keyed by the cookie-seal secret, with labels of
+/// their own, so neither value can stand for a session cookie's tag or for each other.
+pub(crate) struct PendingSeal {
+    key: aws_lc_rs::hmac::Key,
+}
+
+impl PendingSeal {
+    /// Tag length in bytes (128 bits).
+    const TAG_LEN: usize = 16;
+
+    /// A seal keyed by the 32-byte cookie-seal secret.
+    pub(crate) fn new(key: &[u8]) -> PendingSeal {
+        PendingSeal {
+            key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key),
+        }
+    }
+
+    fn tag(&self, label: &[u8], token: &str) -> String {
+        let mut ctx = aws_lc_rs::hmac::Context::with_key(&self.key);
+        ctx.update(label);
+        ctx.update(token.as_bytes());
+        tessera_token::b64::encode(&ctx.sign().as_ref()[..Self::TAG_LEN])
+    }
+
+    /// The cookie value for a pending token.
+    pub(crate) fn seal(&self, token: &str) -> String {
+        format!(
+            "{token}.{}",
+            self.tag(b"tessera pending cookie v1\0", token)
+        )
+    }
+
+    /// The token text of a presented cookie value, if its tag is right (checked in constant
+    /// time); the caller parses it.
+    pub(crate) fn open<'a>(&self, cookie: &'a str) -> Option<&'a str> {
+        let (token, tag) = cookie.split_once('.')?;
+        let expected = self.tag(b"tessera pending cookie v1\0", token);
+        aws_lc_rs::constant_time::verify_slices_are_equal(expected.as_bytes(), tag.as_bytes())
+            .ok()?;
+        Some(token)
+    }
+
+    /// The CSRF token of the second-step forms of this pending sign-in (a synchronizer token
+    /// derived from it: OWASP CSRF Prevention Cheat Sheet, HMAC-based token pattern).
+    pub(crate) fn csrf(&self, token: &str) -> String {
+        self.tag(b"tessera pending csrf v1\0", token)
+    }
+
+    /// Whether `presented` is the CSRF token of this pending sign-in (constant time).
+    pub(crate) fn csrf_matches(&self, token: &str, presented: &str) -> bool {
+        aws_lc_rs::constant_time::verify_slices_are_equal(
+            self.csrf(token).as_bytes(),
+            presented.as_bytes(),
+        )
+        .is_ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +142,26 @@ mod tests {
         let mut h = HeaderMap::new();
         h.append(COOKIE, HeaderValue::from_static("tessera=bad value"));
         assert_eq!(get(&h, Kind::Session, false), None);
+        assert!(set(Kind::Pending, true, "x", 300).starts_with("__Host-tessera-mfa=x; Path=/"));
+    }
+
+    #[test]
+    fn pending_cookies_and_their_csrf_are_tagged_apart() {
+        let seal = PendingSeal::new(&[3u8; 32]);
+        let token = "a".repeat(43);
+        let cookie = seal.seal(&token);
+        assert_eq!(seal.open(&cookie), Some(token.as_str()));
+        assert!(PendingSeal::new(&[4u8; 32]).open(&cookie).is_none());
+        let csrf = seal.csrf(&token);
+        assert!(seal.csrf_matches(&token, &csrf));
+        assert!(!seal.csrf_matches(&"b".repeat(43), &csrf));
+        // Neither tag stands for the other, nor for the session cookie's.
+        assert!(seal.open(&format!("{token}.{csrf}")).is_none());
+        let session = tessera_domain::session::CookieSeal::new(&[3u8; 32]);
+        let t = tessera_domain::session::SessionToken::generate();
+        assert!(seal.open(&session.seal(&t)).is_none());
+        for bad in ["", ".", &token, &cookie[..cookie.len() - 1]] {
+            assert!(seal.open(bad).is_none(), "{bad:?}");
+        }
     }
 }

@@ -23,12 +23,13 @@ mod extract;
 pub mod fuzzing;
 mod metrics;
 mod passwords;
+mod qr;
 mod routes;
 mod sessions;
 mod throttle;
 mod user_agent;
 
-pub use app::{AppState, metrics_router, router, serve, serve_metrics};
+pub use app::{AppState, SecondFactors, metrics_router, router, serve, serve_metrics};
 pub use client_addr::Cidr;
 pub use config::{ServerConfig, Transport};
 pub use passwords::BlockingPasswords;

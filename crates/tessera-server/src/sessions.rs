@@ -73,6 +73,10 @@ pub(crate) struct IdentityHeaders {
     pub(crate) user: Option<HeaderValue>,
     pub(crate) email: Option<HeaderValue>,
     pub(crate) groups: Option<HeaderValue>,
+    /// `X-Tessera-Amr`: the session's RFC 8176 methods, comma-separated (`pwd,otp,mfa`).
+    pub(crate) amr: Option<HeaderValue>,
+    /// Whether the session passed two factors (its `amr` holds `mfa`).
+    pub(crate) mfa: bool,
 }
 
 impl IdentityHeaders {
@@ -80,7 +84,7 @@ impl IdentityHeaders {
     /// email, which is sent empty when the account has none: a proxy that copies headers from
     /// the check's answer by placeholder (Caddy 2.6's `forward_auth` `copy_headers`) would
     /// otherwise hand the app the placeholder's own text.
-    pub(crate) fn of(account: &Account) -> IdentityHeaders {
+    pub(crate) fn of(account: &Account, amr: &[String]) -> IdentityHeaders {
         let groups: Vec<&str> = account.groups.iter().map(|g| g.as_str()).collect();
         IdentityHeaders {
             user: HeaderValue::from_str(account.username.as_str()).ok(),
@@ -92,6 +96,8 @@ impl IdentityHeaders {
                     .unwrap_or_else(|| HeaderValue::from_static("")),
             ),
             groups: HeaderValue::from_str(&groups.join(",")).ok(),
+            amr: HeaderValue::from_str(&amr.join(",")).ok(),
+            mfa: amr.iter().any(|m| m == "mfa"),
         }
     }
 }
@@ -212,7 +218,7 @@ impl SessionCache {
         let entry = Arc::new(Resolved {
             last_seen: AtomicI64::new(last_seen.0),
             loaded_at: now,
-            headers: IdentityHeaders::of(&account),
+            headers: IdentityHeaders::of(&account, &session.amr),
             session,
             account: Arc::new(account),
         });

@@ -114,6 +114,16 @@ struct AccountPage<'a> {
     sessions: Vec<Row>,
     /// The outcome of a password change, shown in its section.
     password_notice: Option<&'a str>,
+    /// The current session's RFC 8176 methods, in words.
+    amr: String,
+    /// The account's second factors.
+    factors: Vec<super::factors::FactorRow>,
+    /// The outcome of a factor action, shown in its section.
+    factor_notice: Option<&'a str>,
+    /// Unused recovery codes.
+    recovery_left: u64,
+    /// When a recovery code was last used, if ever ("3 days ago").
+    recovery_last_used: Option<String>,
 }
 
 struct Row {
@@ -145,10 +155,21 @@ async fn page(
     render_page(&state, &session, notice, StatusCode::OK).await
 }
 
-async fn render_page(
+pub(super) async fn render_page(
     state: &AppState,
     session: &CurrentSession,
     password_notice: Option<&str>,
+    status: StatusCode,
+) -> Result<Response, ApiError> {
+    render_page_with(state, session, password_notice, None, status).await
+}
+
+/// The account page with a notice in the password or the two-step section.
+pub(super) async fn render_page_with(
+    state: &AppState,
+    session: &CurrentSession,
+    password_notice: Option<&str>,
+    factor_notice: Option<&str>,
     status: StatusCode,
 ) -> Result<Response, ApiError> {
     let now = state.now();
@@ -165,6 +186,7 @@ async fn render_page(
         })
         .collect();
     let account = &session.resolved.account;
+    let factors = super::factors::overview(state, &account.id).await?;
     let page = AccountPage {
         brand: &state.config().branding,
         username: account.username.as_str(),
@@ -172,6 +194,11 @@ async fn render_page(
         csrf: &session.resolved.session.csrf,
         sessions: rows,
         password_notice,
+        amr: super::factors::amr_words(&session.resolved.session.amr),
+        factors: factors.rows,
+        factor_notice,
+        recovery_left: factors.recovery_left,
+        recovery_last_used: factors.recovery_last_used,
     };
     let html = page
         .render()
@@ -183,7 +210,7 @@ async fn render_page(
     Ok(response)
 }
 
-fn ago(seconds: i64) -> String {
+pub(super) fn ago(seconds: i64) -> String {
     match seconds.max(0) {
         s if s < 60 => "just now".into(),
         s if s < 3600 => format!("{} min ago", s / 60),

@@ -17,6 +17,9 @@ use crate::routes::redirect;
 const USER: HeaderName = HeaderName::from_static("x-tessera-user");
 const EMAIL: HeaderName = HeaderName::from_static("x-tessera-email");
 const GROUPS: HeaderName = HeaderName::from_static("x-tessera-groups");
+const AMR: HeaderName = HeaderName::from_static("x-tessera-amr");
+/// Set by a proxy (per protected host or path) to require a session that passed two factors.
+const REQUIRE_MFA: &str = "x-tessera-require-mfa";
 
 pub(super) fn router() -> Router<AppState> {
     Router::new().route("/auth/verify", get(verify))
@@ -27,23 +30,52 @@ struct VerifyQuery {
     /// Ask for a browser redirect to the sign-in page on failure: `rd=1` (target taken from
     /// `X-Original-URL` or `X-Forwarded-Proto/Host/Uri`) or `rd=<url>`.
     rd: Option<String>,
+    /// `mfa=1`: only a session that passed a second factor (its `amr` holds `mfa`) is let
+    /// through; others get `403`. The `X-Tessera-Require-Mfa: 1` request header does the same.
+    mfa: Option<String>,
 }
 
-/// `200` with `X-Tessera-User`, `X-Tessera-Email`, `X-Tessera-Groups` for a valid session; `401`
-/// otherwise, or `302` to the sign-in page when `rd` is given.
+/// Whether the proxy asked for a two-factor session: `mfa=1` (or `true`) in the query, or the
+/// `X-Tessera-Require-Mfa: 1` header.
+fn mfa_required(request: &Request) -> bool {
+    let yes = |v: &str| v == "1" || v.eq_ignore_ascii_case("true");
+    let in_query = request.uri().query().is_some_and(|q| {
+        q.split('&')
+            .filter_map(|pair| pair.split_once('=').or(Some((pair, "1"))))
+            .any(|(k, v)| k == "mfa" && yes(v))
+    });
+    in_query
+        || request
+            .headers()
+            .get(REQUIRE_MFA)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| yes(v.trim()))
+}
+
+/// `200` with `X-Tessera-User`, `X-Tessera-Email`, `X-Tessera-Groups` and `X-Tessera-Amr` for a
+/// valid session; `401` otherwise, or `302` to the sign-in page when `rd` is given. A pending
+/// two-step sign-in is no session and is refused like none. With `mfa=1` (or the
+/// `X-Tessera-Require-Mfa: 1` header), a session that did not pass a second factor gets `403`.
 async fn verify(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     // The request is borrowed, not extracted piecewise: a `HeaderMap` extractor would copy
     // every header on the hot path.
     let headers = request.headers();
     if let Some(session) = session_of(headers, &state).await? {
         let ids = &session.resolved.headers;
+        if !ids.mfa && mfa_required(&request) {
+            return Err(ApiError::new(
+                Code::Forbidden,
+                "forward-auth: this resource requires a second factor; the session has none",
+            ));
+        }
         let mut response = StatusCode::OK.into_response();
         let h = response.headers_mut();
-        h.reserve(6);
+        h.reserve(7);
         for (name, value) in [
             (USER, &ids.user),
             (EMAIL, &ids.email),
             (GROUPS, &ids.groups),
+            (AMR, &ids.amr),
         ] {
             if let Some(v) = value {
                 h.insert(name, v.clone());

@@ -6,6 +6,7 @@ use crate::app::AppState;
 
 mod account;
 mod admin;
+mod factors;
 mod forward_auth;
 mod health;
 pub(crate) mod login;

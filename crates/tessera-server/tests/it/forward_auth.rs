@@ -241,3 +241,38 @@ async fn the_cache_ttl_is_validated() {
     c.session_cache_ttl = 300;
     assert!(c.validate().is_ok());
 }
+
+/// The session's RFC 8176 methods go to the proxy in `X-Tessera-Amr`; a proxy that asks for a
+/// second factor (`mfa=1` or `X-Tessera-Require-Mfa: 1`) gets `403` for a password-only
+/// session, and the plain check still passes it.
+#[tokio::test]
+async fn amr_is_passed_on_and_mfa_can_be_required() {
+    let h = harness().await;
+    let (cookie, _) = h.session("ada").await;
+    let r = h.get("/auth/verify", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("x-tessera-amr"), Some("pwd"));
+    for path in [
+        "/auth/verify?mfa=1",
+        "/auth/verify?mfa=true&rd=1",
+        "/auth/verify?mfa",
+    ] {
+        let r = h.get(path, Some(&cookie)).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(r.json()["error"], "forbidden");
+        assert!(r.header("x-tessera-user").is_none());
+    }
+    let r = h
+        .send(
+            Request::builder()
+                .uri("/auth/verify")
+                .header(header::COOKIE, &cookie)
+                .header("x-tessera-require-mfa", "1")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = h.get("/auth/verify?mfa=0", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK);
+}
