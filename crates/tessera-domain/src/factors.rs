@@ -886,12 +886,19 @@ pub fn second_step_needed(
         .filter(|f| f.is_usable())
         .map(Factor::summary)
         .collect();
+    // A locked factor still makes the sign-in two-step (it is only not offered): otherwise
+    // wrong codes, which anyone holding the password can type, would lock the factor and
+    // turn the next sign-in into a password-only one, or (when a factor is required) into
+    // an enrolment of the attacker's own authenticator.
+    let active = |f: &&Factor| f.status == FactorStatus::Active;
     let has_primary = factors
         .iter()
-        .any(|f| f.is_usable() && f.kind().asks_at_sign_in());
+        .filter(active)
+        .any(|f| f.kind().asks_at_sign_in());
+    let has_any = factors.iter().any(|f| active(&f));
     let required = account.mfa_required
         || (policy.admins_required && account.role == crate::account::Role::Admin);
-    if has_primary || (required && !usable.is_empty()) {
+    if has_primary || (required && has_any) {
         Some((usable, false))
     } else if required {
         Some((Vec::new(), true))

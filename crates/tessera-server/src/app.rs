@@ -8,6 +8,8 @@ use axum::Router;
 use tessera_domain::admin::{AdminToken, AdminTokenSeal};
 use tessera_domain::clock::{Clock, UnixTime};
 use tessera_domain::delivery::Senders;
+use tessera_domain::factor::FactorKeys;
+use tessera_domain::factors::FactorContext;
 use tessera_domain::session::CookieSeal;
 use tessera_domain::store::Store;
 use tessera_token::seal::KeyRing;
@@ -37,7 +39,7 @@ struct Inner {
     /// Whether an untagged (first-format) admin token was accepted yet: said once per process.
     untagged_admin_seen: std::sync::atomic::AtomicBool,
     throttle: Throttle,
-    master_keys: Option<Arc<KeyRing>>,
+    factor_keys: FactorKeys,
     senders: Senders,
 }
 
@@ -83,6 +85,7 @@ impl AppState {
         let candidate = tessera_domain::random::bytes::<32>();
         let key = store.server_secret(COOKIE_SEAL_SECRET, &candidate).await?;
         let admin_seal = AdminTokenSeal::load(store.as_ref()).await?;
+        let factor_keys = FactorKeys::load(store.as_ref(), factors.master_keys).await?;
         // Before the first sign-in: unknown names cost what the stored hashes cost.
         if let Err(e) = passwords.mirror_stored_cost(store.as_ref()).await {
             tracing::warn!(error = %e, "could not match the dummy hash to the stored cost");
@@ -103,7 +106,7 @@ impl AppState {
                 clock,
                 passwords,
                 config,
-                master_keys: factors.master_keys,
+                factor_keys,
                 senders: factors.senders,
             }),
         })
@@ -156,7 +159,17 @@ impl AppState {
 
     /// The master key ring, if one is configured.
     pub fn master_keys(&self) -> Option<&KeyRing> {
-        self.inner.master_keys.as_deref()
+        self.inner.factor_keys.ring()
+    }
+
+    /// What the second-factor services need, at the current time.
+    pub(crate) fn factor_ctx(&self) -> FactorContext<'_> {
+        FactorContext {
+            store: self.store(),
+            keys: &self.inner.factor_keys,
+            policy: self.config().factors,
+            now: self.now(),
+        }
     }
 
     /// The senders of one-time codes.

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tessera_domain::credential::password::{HashParams, PasswordPolicy};
+use tessera_domain::factor::FactorPolicy;
 use tessera_domain::login::LockoutPolicy;
 use tessera_domain::session::SessionPolicy;
 
@@ -111,6 +112,8 @@ pub struct ServerConfig {
     /// Seconds audit events are kept before the background task deletes them; 0 keeps them
     /// forever.
     pub audit_retention: u64,
+    /// Second-factor windows and limits (docs/factors.md).
+    pub factors: FactorPolicy,
 }
 
 impl ServerConfig {
@@ -133,6 +136,7 @@ impl ServerConfig {
             trusted_proxies: Cidr::loopback(),
             timeouts: HttpTimeouts::default(),
             audit_retention: DEFAULT_AUDIT_RETENTION,
+            factors: FactorPolicy::default(),
         }
     }
 
@@ -226,6 +230,9 @@ impl ServerConfig {
             ));
         }
         self.branding.validate()?;
+        self.factors
+            .validate()
+            .map_err(|e| format!("[factors]: {e}"))?;
         // OWASP's argon2id floor (Password Storage Cheat Sheet), as the CLI checks it too.
         tessera_domain::credential::password::Hasher::check_params(self.hash_params)
             .map_err(|e| format!("password: {e}"))?;

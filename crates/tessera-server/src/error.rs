@@ -156,7 +156,7 @@ impl From<DomainError> for ApiError {
             | DomainError::WrongPassword => Code::InvalidCredentials,
             DomainError::Invalid(_) | DomainError::WeakPassword(_) => Code::InvalidRequest,
             DomainError::NotFound => Code::NotFound,
-            DomainError::Hashing(_) => Code::Unavailable,
+            DomainError::Hashing(_) | DomainError::NoMasterKey => Code::Unavailable,
             _ => Code::ServerError,
         };
         ApiError::new(code, e.to_string())

@@ -51,17 +51,34 @@ fn a_sign_in_is_two_step_only_with_a_usable_factor_or_a_requirement() {
     let policy = FactorPolicy::default();
     let user = account(Role::User, false);
     assert_eq!(second_step_needed(&user, &[], &policy), None);
-    // Pending or locked factors do not count; recovery codes alone do not either.
+    // Pending factors do not count; recovery codes alone do not either.
     let pending = factor(&user, totp(), FactorStatus::Pending, false);
     let locked = factor(&user, totp(), FactorStatus::Active, true);
     let recovery = factor(&user, FactorData::Recovery, FactorStatus::Active, false);
     assert_eq!(
-        second_step_needed(
-            &user,
-            &[pending.clone(), locked.clone(), recovery.clone()],
-            &policy
-        ),
+        second_step_needed(&user, &[pending.clone(), recovery.clone()], &policy),
         None
+    );
+    // A locked factor keeps the sign-in two-step (wrong codes must not downgrade it to the
+    // password alone); it is not offered, the recovery codes are.
+    assert_eq!(
+        second_step_needed(&user, &[pending.clone(), locked.clone()], &policy),
+        Some((vec![], false))
+    );
+    let (offered, enrol_only) = second_step_needed(
+        &user,
+        &[pending.clone(), locked.clone(), recovery.clone()],
+        &policy,
+    )
+    .expect("two-step");
+    assert!(!enrol_only);
+    assert_eq!(offered, vec![recovery.summary()]);
+    // Required, with only a locked factor: no enrolment of a new one at sign-in either.
+    let required_user = account(Role::User, true);
+    let locked_too = factor(&required_user, totp(), FactorStatus::Active, true);
+    assert_eq!(
+        second_step_needed(&required_user, &[locked_too], &policy),
+        Some((vec![], false))
     );
     let active = factor(&user, totp(), FactorStatus::Active, false);
     let (offered, enrol_only) = second_step_needed(

@@ -139,6 +139,7 @@ struct Row {
 #[derive(Deserialize)]
 struct PageQuery {
     password: Option<String>,
+    factor: Option<String>,
 }
 
 /// The account page (any signed-in user). Without a session, redirects to sign in.
@@ -152,7 +153,12 @@ async fn page(
     };
     let notice = (q.password.as_deref() == Some("changed"))
         .then_some("Your password was changed. Your other sessions were signed out.");
-    render_page(&state, &session, notice, StatusCode::OK).await
+    let factor_notice = match q.factor.as_deref() {
+        Some("added") => Some("The second factor is set up: it will be asked for at sign-in."),
+        Some("removed") => Some("The second factor was removed."),
+        _ => None,
+    };
+    render_page_with(&state, &session, notice, factor_notice, StatusCode::OK).await
 }
 
 pub(super) async fn render_page(

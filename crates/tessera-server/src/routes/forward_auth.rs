@@ -32,7 +32,9 @@ struct VerifyQuery {
     rd: Option<String>,
     /// `mfa=1`: only a session that passed a second factor (its `amr` holds `mfa`) is let
     /// through; others get `403`. The `X-Tessera-Require-Mfa: 1` request header does the same.
-    mfa: Option<String>,
+    /// Read by [`mfa_required`].
+    #[serde(default, rename = "mfa")]
+    _mfa: Option<String>,
 }
 
 /// Whether the proxy asked for a two-factor session: `mfa=1` (or `true`) in the query, or the

@@ -8,7 +8,9 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use tessera_domain::credential::password::Password;
-use tessera_domain::login::{self, LoggedIn, LoginAttempt, LoginContext, LoginOutcome};
+use tessera_domain::login::{
+    self, LoggedIn, LoginAttempt, LoginContext, LoginOutcome, SecondFactorNeeded,
+};
 
 use crate::app::AppState;
 use crate::cookie::{self, Kind};
@@ -156,7 +158,7 @@ fn form_failure(
     response
 }
 
-fn no_store(response: &mut Response) {
+pub(super) fn no_store(response: &mut Response) {
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -202,19 +204,11 @@ async fn submit(
         let Json(body) = Json::<LoginJson>::from_request(request, &state).await?;
         let outcome = attempt(&state, body.username, body.password, ip, user_agent).await?;
         return Ok(match outcome {
-            Ok(done) => {
-                let body = serde_json::json!({
-                    "account": {
-                        "id": done.account.id,
-                        "username": done.account.username,
-                        "email": done.account.email,
-                        "groups": done.account.groups,
-                        "role": done.account.role,
-                    },
-                    "session": { "id": done.session.id, "expires_at": done.session.expires_at },
-                    "csrf": done.session.csrf,
-                });
-                with_session_cookie(&state, &done, axum::Json(body).into_response())
+            Ok(LoginOutcome::Session(done)) => signed_in_json(&state, &done),
+            Ok(LoginOutcome::SecondFactor(needed)) => {
+                let body = super::second_step::required_json(&needed);
+                let response = axum::Json(body).into_response();
+                with_pending_cookie(&state, &needed, response)
             }
             Err(()) => ApiError::new(Code::InvalidCredentials, "login refused").into_response(),
         });
@@ -250,7 +244,7 @@ async fn submit(
         Err(e) => return fail(e, &rd, &shown),
     };
     match outcome {
-        Ok(done) => {
+        Ok(LoginOutcome::Session(done)) => {
             let to = if rd.is_empty() {
                 "/account"
             } else {
@@ -264,6 +258,18 @@ async fn submit(
                 response.headers_mut().append(header::SET_COOKIE, v);
             }
             Ok(response)
+        }
+        Ok(LoginOutcome::SecondFactor(needed)) => {
+            let to = if rd.is_empty() {
+                "/login/second-factor".to_owned()
+            } else {
+                format!(
+                    "/login/second-factor?{}",
+                    serde_urlencoded::to_string([("rd", rd.as_str())]).unwrap_or_default()
+                )
+            };
+            let response = Redirect::to(&to).into_response();
+            Ok(with_pending_cookie(&state, &needed, response))
         }
         Err(()) => Ok(render_page(
             &state,
@@ -289,15 +295,15 @@ fn is_browser_form(headers: &HeaderMap) -> bool {
         || has(header::ACCEPT, "text/html")
 }
 
-/// Throttles, then runs the domain login. `Err(())` is any refusal; the reason is logged,
-/// counted and audited, never shown.
+/// Throttles, then runs the domain login: a session, or a pending second step. `Err(())` is
+/// any refusal; the reason is logged, counted and audited, never shown.
 async fn attempt(
     state: &AppState,
     username: String,
     password: String,
     ip: Option<String>,
     user_agent: Option<String>,
-) -> Result<Result<LoggedIn, ()>, ApiError> {
+) -> Result<Result<LoginOutcome, ()>, ApiError> {
     if let Err(wait) = state.throttle().admit(ip.as_deref(), &username) {
         crate::metrics::login("throttled");
         return Err(ApiError::rate_limited(
@@ -314,7 +320,7 @@ async fn attempt(
         passwords: state.passwords(),
         lockout: state.config().lockout,
         sessions: state.config().sessions,
-        factors: Default::default(),
+        factors: state.config().factors,
         now: state.now(),
     };
     let attempt = LoginAttempt {
@@ -327,13 +333,17 @@ async fn attempt(
         Ok(LoginOutcome::Session(done)) => {
             crate::metrics::login("success");
             tracing::info!(account = %done.account.id, "login succeeded");
-            Ok(Ok(done))
+            Ok(Ok(LoginOutcome::Session(done)))
         }
-        // The second-step routes are not served yet: no session without the second factor.
+        // No session yet: the second step (routes::second_step) opens it.
         Ok(LoginOutcome::SecondFactor(pending)) => {
             crate::metrics::login("second_factor_pending");
-            tracing::info!(account = %pending.account.id, "second factor needed; not served yet");
-            Ok(Err(()))
+            tracing::info!(
+                account = %pending.account.id,
+                enrol_only = pending.pending.enrol_only,
+                "password accepted; second factor pending"
+            );
+            Ok(Ok(LoginOutcome::SecondFactor(pending)))
         }
         Err(denial) => {
             crate::metrics::login(denial.as_str());
@@ -343,7 +353,60 @@ async fn attempt(
     }
 }
 
-fn with_session_cookie(state: &AppState, done: &LoggedIn, mut response: Response) -> Response {
+/// The JSON answer to a completed sign-in (one step or two), with the session cookie.
+pub(super) fn signed_in_json(state: &AppState, done: &LoggedIn) -> Response {
+    let body = serde_json::json!({
+        "account": {
+            "id": done.account.id,
+            "username": done.account.username,
+            "email": done.account.email,
+            "groups": done.account.groups,
+            "role": done.account.role,
+        },
+        "session": {
+            "id": done.session.id,
+            "expires_at": done.session.expires_at,
+            "amr": done.session.amr,
+        },
+        "csrf": done.session.csrf,
+    });
+    with_session_cookie(state, done, axum::Json(body).into_response())
+}
+
+/// Sets the pending-sign-in cookie (`__Host-tessera-mfa`, as long as the pending state lives).
+fn with_pending_cookie(
+    state: &AppState,
+    needed: &SecondFactorNeeded,
+    mut response: Response,
+) -> Response {
+    let value = state.pending_seal().seal(needed.token.expose());
+    let max_age = (needed.pending.expires_at.0 - state.now().0).max(1);
+    let set = cookie::set(
+        Kind::Pending,
+        state.config().secure_cookies(),
+        &value,
+        max_age,
+    );
+    if let Ok(v) = HeaderValue::from_str(&set) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    no_store(&mut response);
+    response
+}
+
+/// Expires the pending-sign-in cookie in the browser.
+pub(super) fn clear_pending_cookie(state: &AppState, response: &mut Response) {
+    let clear = cookie::set(Kind::Pending, state.config().secure_cookies(), "", 0);
+    if let Ok(v) = HeaderValue::from_str(&clear) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+pub(super) fn with_session_cookie(
+    state: &AppState,
+    done: &LoggedIn,
+    mut response: Response,
+) -> Response {
     let value = state.seal().seal(&done.token);
     let set = cookie::set(
         Kind::Session,

@@ -11,6 +11,7 @@ mod forward_auth;
 mod health;
 pub(crate) mod login;
 pub(crate) mod redirect;
+mod second_step;
 
 pub(crate) use health::metrics;
 
@@ -20,6 +21,8 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(health::router())
         .merge(login::router())
         .merge(account::router())
+        .merge(factors::router())
+        .merge(second_step::router())
         .merge(forward_auth::router())
         .merge(admin::router())
 }

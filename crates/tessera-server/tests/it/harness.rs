@@ -11,7 +11,7 @@ use tessera_domain::accounts::{self, Actor};
 use tessera_domain::clock::UnixTime;
 use tessera_domain::credential::password::{Hasher, Password};
 use tessera_domain::store::Store;
-use tessera_server::{AppState, BlockingPasswords, ServerConfig};
+use tessera_server::{AppState, BlockingPasswords, SecondFactors, ServerConfig};
 use tessera_store_sqlite::SqliteStore;
 use tessera_testkit::FakeClock;
 use tower::ServiceExt;
@@ -82,7 +82,35 @@ pub(crate) async fn harness_on(
     store: Arc<dyn Store>,
     tune: impl FnOnce(&mut ServerConfig),
 ) -> Harness {
-    let h = node_with(store, FakeClock::new(UnixTime(1_800_000_000)), tune).await;
+    harness_on_with(store, SecondFactors::default(), tune).await
+}
+
+/// A SQLite harness whose server has a master key ring and code senders.
+pub(crate) async fn harness_factors(
+    factors: SecondFactors,
+    tune: impl FnOnce(&mut ServerConfig),
+) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Arc::new(SqliteStore::open(&dir.path().join("t.db")).await.unwrap());
+    let mut h = harness_on_with(sqlite.clone(), factors, tune).await;
+    h.sqlite = Some(sqlite);
+    h.dir = Some(dir);
+    h
+}
+
+/// [`harness_on`] with a master key ring and code senders.
+pub(crate) async fn harness_on_with(
+    store: Arc<dyn Store>,
+    factors: SecondFactors,
+    tune: impl FnOnce(&mut ServerConfig),
+) -> Harness {
+    let h = node_full(
+        store,
+        FakeClock::new(UnixTime(1_800_000_000)),
+        factors,
+        tune,
+    )
+    .await;
     h.add_user("ada", Some("ada@example.com"), &["eng", "ops"], Role::User)
         .await;
     h
@@ -98,13 +126,28 @@ async fn node_with(
     clock: FakeClock,
     tune: impl FnOnce(&mut ServerConfig),
 ) -> Harness {
+    node_full(store, clock, SecondFactors::default(), tune).await
+}
+
+async fn node_full(
+    store: Arc<dyn Store>,
+    clock: FakeClock,
+    factors: SecondFactors,
+    tune: impl FnOnce(&mut ServerConfig),
+) -> Harness {
     let mut config = ServerConfig::dev("127.0.0.1:8080".parse().unwrap());
     tune(&mut config);
     config.validate().unwrap();
     let passwords = BlockingPasswords::new(Hasher::insecure_fast_for_tests(), 2, 64).unwrap();
-    let state = AppState::new(config, store.clone(), Arc::new(clock.clone()), passwords)
-        .await
-        .unwrap();
+    let state = AppState::with(
+        config,
+        store.clone(),
+        Arc::new(clock.clone()),
+        passwords,
+        factors,
+    )
+    .await
+    .unwrap();
     let admin_token = state
         .bootstrap_admin()
         .await

@@ -7,6 +7,7 @@ mod changes;
 mod credentials;
 mod csrf;
 mod edge;
+mod factors;
 mod faults;
 mod forward_auth;
 mod harness;
