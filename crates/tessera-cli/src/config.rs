@@ -11,6 +11,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use tessera_domain::credential::password::{HashParams, PasswordPolicy};
+use tessera_domain::factor::{FactorPolicy, ResendThrottle};
 use tessera_domain::login::LockoutPolicy;
 use tessera_domain::session::SessionPolicy;
 use tessera_server::config::{HttpTimeouts, ThrottleConfig};
@@ -44,6 +45,81 @@ pub(crate) struct FileConfig {
     pub(crate) delivery: tessera_delivery::DeliveryConfig,
     /// `[secrets]`: the master key sealing second-factor seeds (docs/factors.md).
     pub(crate) secrets: SecretsSection,
+    /// `[factors]`: second-factor windows, limits and policies (docs/factors.md).
+    pub(crate) factors: FactorsSection,
+}
+
+/// `[factors]`: the second-factor rules ([`FactorPolicy`]); durations in seconds or with a
+/// unit.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct FactorsSection {
+    pub(crate) totp_window: u32,
+    pub(crate) hotp_look_ahead: u32,
+    pub(crate) hotp_resync_max: u32,
+    pub(crate) lock_after: u32,
+    pub(crate) sent_code_digits: u8,
+    #[serde(deserialize_with = "seconds::deserialize")]
+    pub(crate) sent_code_ttl: i64,
+    pub(crate) sent_code_tries: u32,
+    #[serde(deserialize_with = "seconds::deserialize")]
+    pub(crate) resend_interval: i64,
+    pub(crate) resend_per_hour: u32,
+    #[serde(deserialize_with = "seconds::deserialize")]
+    pub(crate) pending_ttl: i64,
+    pub(crate) pending_tries: u32,
+    pub(crate) admins_required: bool,
+}
+
+impl Default for FactorsSection {
+    fn default() -> Self {
+        let p = FactorPolicy::default();
+        FactorsSection {
+            totp_window: p.totp_window,
+            hotp_look_ahead: p.hotp_look_ahead,
+            hotp_resync_max: p.hotp_resync_max,
+            lock_after: p.lock_after,
+            sent_code_digits: p.sent_code_digits,
+            sent_code_ttl: p.sent_code_ttl,
+            sent_code_tries: p.sent_code_tries,
+            resend_interval: p.resend.min_interval,
+            resend_per_hour: p.resend.per_hour,
+            pending_ttl: p.pending_ttl,
+            pending_tries: p.pending_tries,
+            admins_required: p.admins_required,
+        }
+    }
+}
+
+impl FactorsSection {
+    /// The validated policy.
+    pub(crate) fn policy(&self) -> Result<FactorPolicy> {
+        let policy = FactorPolicy {
+            totp_window: self.totp_window,
+            hotp_look_ahead: self.hotp_look_ahead,
+            hotp_resync_max: self.hotp_resync_max,
+            lock_after: self.lock_after,
+            sent_code_digits: self.sent_code_digits,
+            sent_code_ttl: self.sent_code_ttl,
+            sent_code_tries: self.sent_code_tries,
+            resend: ResendThrottle {
+                min_interval: self.resend_interval,
+                per_hour: self.resend_per_hour,
+            },
+            pending_ttl: self.pending_ttl,
+            pending_tries: self.pending_tries,
+            admins_required: self.admins_required,
+        };
+        policy.validate().with_context(|| {
+            format!(
+                "[factors]: totp_window ≤ 10, hotp_look_ahead 1–100, hotp_resync_max 1–100000, \
+                 lock_after 1–100, sent_code_digits 6–8, sent_code_ttl 30 s–1 h, \
+                 sent_code_tries 1–10, resend_interval ≤ 1 h, resend_per_hour 1–100, \
+                 pending_ttl 30 s–1 h, pending_tries 1–20; got {self:?}"
+            )
+        })?;
+        Ok(policy)
+    }
 }
 
 /// `[secrets]`: where the master key is. The key itself may instead come from the
@@ -252,6 +328,7 @@ impl Default for FileConfig {
             audit: AuditSection::default(),
             delivery: tessera_delivery::DeliveryConfig::default(),
             secrets: SecretsSection::default(),
+            factors: FactorsSection::default(),
         }
     }
 }
@@ -475,6 +552,7 @@ impl FileConfig {
             );
         }
         config.audit_retention = self.audit.retention;
+        config.factors = self.factors.policy()?;
         config.validate().map_err(anyhow::Error::msg)?;
         Ok(config)
     }
@@ -635,6 +713,24 @@ mod tests {
         let f = load_toml("[password]\nargon2_memory_kib = 7168\nargon2_iterations = 5\n")
             .expect("load");
         f.server().expect("OWASP's weakest setting is accepted");
+    }
+
+    /// `[factors]` reaches the server's policy; an out-of-range value names the section.
+    #[test]
+    fn the_factors_section() {
+        let f = load_toml(
+            "[factors]\nlock_after = 20\nsent_code_ttl = \"10m\"\nadmins_required = true\n",
+        )
+        .expect("load");
+        let p = f.server().expect("valid").factors;
+        assert_eq!(p.lock_after, 20);
+        assert_eq!(p.sent_code_ttl, 600);
+        assert!(p.admins_required);
+        let e = error_of("[factors]\nlock_after = 500\n");
+        assert!(
+            e.contains("[factors]") && e.contains("lock_after: 500"),
+            "{e}"
+        );
     }
 
     /// `[delivery]` is read from the file with the other sections; a bad key is named with

@@ -60,6 +60,9 @@ pub(crate) enum KeysCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Re-seal every second-factor seed under the current master key, in one transaction
+    /// (the old key must be listed in `[secrets] previous_master_key_files`).
+    RotateMaster(crate::factors::RotateArgs),
 }
 
 pub(crate) fn run(cmd: KeysCommand) -> Result<(), Failure> {
@@ -133,6 +136,7 @@ pub(crate) fn run(cmd: KeysCommand) -> Result<(), Failure> {
                 None => println!("{}", *text),
             }
         }
+        KeysCommand::RotateMaster(args) => crate::factors::rotate_master(args)?,
         KeysCommand::ToPem { file } => {
             let pem = read_jwk(&file)?.to_pem().context("converting to PEM")?;
             print!("{pem}");

@@ -16,6 +16,7 @@ mod admin_token;
 mod bench;
 mod config;
 mod delivery;
+mod factors;
 mod input;
 mod keys;
 mod secrets;

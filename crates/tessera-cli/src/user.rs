@@ -83,6 +83,12 @@ pub(crate) enum UserCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Second factors: list, remove, reset, unlock, require.
+    #[command(subcommand)]
+    Factors(crate::factors::FactorsCommand),
+    /// HOTP key fobs: import a seed.
+    #[command(subcommand)]
+    Hotp(crate::factors::HotpCommand),
 }
 
 fn actor() -> Actor {
@@ -119,6 +125,11 @@ fn read_password(from_stdin: bool) -> Result<Password> {
 }
 
 pub(crate) fn run(cmd: UserCommand) -> Result<()> {
+    let cmd = match cmd {
+        UserCommand::Factors(cmd) => return crate::factors::run_factors(cmd),
+        UserCommand::Hotp(cmd) => return crate::factors::run_hotp(cmd),
+        other => other,
+    };
     let store_args = match &cmd {
         UserCommand::Add { store, .. }
         | UserCommand::List { store, .. }
@@ -127,6 +138,8 @@ pub(crate) fn run(cmd: UserCommand) -> Result<()> {
         | UserCommand::Delete { store, .. }
         | UserCommand::SetPassword { store, .. }
         | UserCommand::Unlock { store, .. } => store.clone(),
+        // Dispatched above.
+        UserCommand::Factors(_) | UserCommand::Hotp(_) => return Ok(()),
     };
     let file = config::load(&store_args, None)?;
     // The same password rules and hash cost as the server; an invalid setting is an error here
@@ -193,6 +206,7 @@ pub(crate) fn run(cmd: UserCommand) -> Result<()> {
             .context("starting the password-hashing thread")?;
         let now = SystemClock.now();
         match cmd {
+            UserCommand::Factors(_) | UserCommand::Hotp(_) => {}
             UserCommand::Add { .. } => {
                 let new = new_account.context("account")?;
                 let account =

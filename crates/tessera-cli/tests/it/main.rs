@@ -6,4 +6,5 @@
 mod architecture;
 mod cli;
 mod delivery;
+mod factors;
 mod serve;

@@ -23,6 +23,24 @@ pub(super) fn router() -> Router<AppState> {
         .route("/admin/api/users/{username}/enable", post(enable))
         .route("/admin/api/users/{username}/unlock", post(unlock))
         .route("/admin/api/users/{username}/password", put(set_password))
+        .route("/admin/api/users/{username}/factors", get(factors_list))
+        .route(
+            "/admin/api/users/{username}/factors/reset",
+            post(factors_reset),
+        )
+        .route(
+            "/admin/api/users/{username}/factors/{id}",
+            axum::routing::delete(factors_remove),
+        )
+        .route(
+            "/admin/api/users/{username}/factors/{id}/unlock",
+            post(factors_unlock),
+        )
+        .route(
+            "/admin/api/users/{username}/mfa-required",
+            put(mfa_required),
+        )
+        .route("/admin/api/users/{username}/hotp", post(hotp_import))
         .route("/admin/api/audit", get(audit))
 }
 
@@ -202,4 +220,185 @@ async fn audit(
 ) -> Result<Response, ApiError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     Ok(axum::Json(state.store().recent_audit(limit).await?).into_response())
+}
+
+fn factor_id(id: &str) -> Result<tessera_domain::factor::FactorId, ApiError> {
+    tessera_domain::factor::FactorId::parse(id)
+        .map_err(|_| ApiError::new(crate::error::Code::NotFound, "malformed factor id"))
+}
+
+/// An account's second factors (admin): never a secret, sealed or not.
+async fn factors_list(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(username): Path<String>,
+) -> Result<Response, ApiError> {
+    use tessera_domain::factors;
+    let account = accounts::find(state.store(), &username).await?;
+    let all = factors::list(state.store(), &account.id).await?;
+    let left = factors::recovery_codes_left(state.store(), &account.id).await?;
+    Ok(axum::Json(serde_json::json!({
+        "username": account.username,
+        "mfa_required": account.mfa_required,
+        "factors": all,
+        "recovery_codes_left": left,
+    }))
+    .into_response())
+}
+
+/// Removes one factor of an account (admin): `204`, or `404`.
+async fn factors_remove(
+    State(state): State<AppState>,
+    admin: Admin,
+    ClientIp(ip): ClientIp,
+    Path((username, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let id = factor_id(&id)?;
+    let account = accounts::find(state.store(), &username).await?;
+    let actor = actor(&admin, ip);
+    if !tessera_domain::factors::remove(&state.factor_ctx(), &account.id, &id, &actor).await? {
+        return Err(ApiError::new(
+            crate::error::Code::NotFound,
+            "no such factor of this account",
+        ));
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Removes every factor of an account and its pending sign-ins (admin): `{"removed": n}`.
+async fn factors_reset(
+    State(state): State<AppState>,
+    admin: Admin,
+    ClientIp(ip): ClientIp,
+    Path(username): Path<String>,
+) -> Result<Response, ApiError> {
+    let account = accounts::find(state.store(), &username).await?;
+    let actor = actor(&admin, ip);
+    let removed =
+        tessera_domain::factors::admin_reset(&state.factor_ctx(), &account.id, &actor).await?;
+    Ok(axum::Json(serde_json::json!({ "removed": removed })).into_response())
+}
+
+/// Lifts a factor's lock after too many wrong codes (admin): `204`, or `404`.
+async fn factors_unlock(
+    State(state): State<AppState>,
+    admin: Admin,
+    ClientIp(ip): ClientIp,
+    Path((username, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let id = factor_id(&id)?;
+    let account = accounts::find(state.store(), &username).await?;
+    let actor = actor(&admin, ip);
+    if !tessera_domain::factors::unlock(&state.factor_ctx(), &account.id, &id, &actor).await? {
+        return Err(ApiError::new(
+            crate::error::Code::NotFound,
+            "no such factor of this account",
+        ));
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MfaRequired {
+    required: bool,
+}
+
+/// Sets or clears the account's "second factor required" policy (admin): `204`.
+async fn mfa_required(
+    State(state): State<AppState>,
+    admin: Admin,
+    ClientIp(ip): ClientIp,
+    Path(username): Path<String>,
+    Json(body): Json<MfaRequired>,
+) -> Result<Response, ApiError> {
+    let account = accounts::find(state.store(), &username).await?;
+    let actor = actor(&admin, ip);
+    tessera_domain::factors::set_required(
+        state.store(),
+        &account.id,
+        body.required,
+        &actor,
+        state.now(),
+    )
+    .await?;
+    state.sessions().forget_account(&account.id).await;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// An HOTP key fob to import: its seed as `secret` (hex as fob vendors ship it, or base32;
+/// `encoding` says which, else it is guessed: hex when only hex digits) or as an
+/// `otpauth://hotp/...` `uri`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HotpImportJson {
+    #[serde(default)]
+    secret: Option<String>,
+    #[serde(default)]
+    encoding: Option<String>,
+    #[serde(default)]
+    uri: Option<String>,
+    #[serde(default)]
+    counter: Option<u64>,
+    #[serde(default)]
+    digits: Option<u8>,
+    #[serde(default)]
+    algorithm: Option<String>,
+    #[serde(default)]
+    label: Option<String>,
+}
+
+/// Imports an HOTP key fob for an account (admin; needs a master key): `201` with the factor.
+async fn hotp_import(
+    State(state): State<AppState>,
+    admin: Admin,
+    ClientIp(ip): ClientIp,
+    Path(username): Path<String>,
+    Json(body): Json<HotpImportJson>,
+) -> Result<Response, ApiError> {
+    use tessera_domain::factors::{HotpImport, HotpSeed};
+    use zeroize::Zeroizing;
+    state.check_enrolment(true)?;
+    let bad = |what: &'static str| ApiError::new(crate::error::Code::InvalidRequest, what);
+    let seed = match (body.secret, body.uri) {
+        (Some(secret), None) => {
+            let secret = Zeroizing::new(secret);
+            match body.encoding.as_deref() {
+                Some("hex") => HotpSeed::Hex(secret),
+                Some("base32") => HotpSeed::Base32(secret),
+                Some(_) => return Err(bad("encoding must be \"hex\" or \"base32\"")),
+                None if looks_hex(&secret) => HotpSeed::Hex(secret),
+                None => HotpSeed::Base32(secret),
+            }
+        }
+        (None, Some(uri)) => HotpSeed::Uri(Zeroizing::new(uri)),
+        _ => return Err(bad("give the seed as \"secret\" or as \"uri\", not both")),
+    };
+    let algorithm = body
+        .algorithm
+        .as_deref()
+        .map(tessera_token::otp::OtpAlgorithm::parse)
+        .transpose()
+        .map_err(|_| bad("algorithm must be SHA1, SHA256 or SHA512"))?;
+    let account = accounts::find(state.store(), &username).await?;
+    let import = HotpImport {
+        label: body.label.unwrap_or_else(|| "Key fob".into()),
+        seed,
+        counter: body.counter,
+        algorithm,
+        digits: body.digits,
+    };
+    let actor = actor(&admin, ip);
+    let factor =
+        tessera_domain::factors::import_hotp(&state.factor_ctx(), &account.id, import, &actor)
+            .await?;
+    Ok((StatusCode::CREATED, axum::Json(factor)).into_response())
+}
+
+/// Whether a seed's text is hex (only hex digits, an even count): fob vendors' format. A
+/// base32 seed (RFC 4648) of useful length almost always holds a letter past `F`; give the
+/// encoding explicitly when in doubt.
+pub(crate) fn looks_hex(text: &str) -> bool {
+    let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    !digits.is_empty() && digits.len().is_multiple_of(2) && digits.iter().all(u8::is_ascii_hexdigit)
 }

@@ -644,3 +644,127 @@ async fn the_second_step_page_signs_a_browser_in() {
     assert_eq!(r.header("location"), Some("/account"));
     assert!(r.cookie("tessera").is_some());
 }
+
+/// The admin API: an HOTP fob imported (hex seed, counter 5), listed without its secret, its
+/// codes accepted at sign-in in counter order and never twice, then the account reset.
+#[tokio::test]
+async fn admins_import_list_and_reset_factors_through_the_api() {
+    use tessera_token::otp::{Hotp, OtpParams, OtpSecret};
+    const SEED: &str = "3132333435363738393031323334353637383930";
+    let h = harness_factors(with_key(), |_| {}).await;
+    let auth = h.admin();
+    let h = &h;
+    let admin = |m: Method, path: &'static str, body: serde_json::Value| {
+        let auth = auth.clone();
+        async move {
+            h.json(m, path, body, &[("authorization", auth.as_str())])
+                .await
+        }
+    };
+    let r = admin(
+        Method::POST,
+        "/admin/api/users/ada/hotp",
+        serde_json::json!({"secret": SEED, "counter": 5, "label": "fob"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let r = admin(
+        Method::POST,
+        "/admin/api/users/ada/hotp",
+        serde_json::json!({"secret": SEED, "uri": "otpauth://hotp/x?secret=AA"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    let r = admin(
+        Method::GET,
+        "/admin/api/users/ada/factors",
+        serde_json::json!(null),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["factors"][0]["kind"], "hotp");
+    assert!(!r.body.contains(SEED));
+
+    let fob = Hotp::new(OtpSecret::from_hex(SEED).unwrap(), OtpParams::DEFAULT);
+    // RFC 4226 Appendix D: counter 5 is 254676.
+    assert_eq!(fob.code(5), "254676");
+    let (pending, _) = h.password_step().await;
+    let r = h
+        .second_step(
+            &pending,
+            serde_json::json!({"factor": id, "code": fob.code(6)}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "within the look-ahead: {}",
+        r.body
+    );
+    let (pending, _) = h.password_step().await;
+    let r = h
+        .second_step(
+            &pending,
+            serde_json::json!({"factor": id, "code": fob.code(5)}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNAUTHORIZED,
+        "a counter behind the last used one"
+    );
+    let r = h
+        .second_step(
+            &pending,
+            serde_json::json!({"factor": id, "code": fob.code(7)}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    let r = admin(
+        Method::POST,
+        "/admin/api/users/ada/factors/reset",
+        serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(r.json()["removed"], 1, "{}", r.body);
+    let r = h.login("ada", PASSWORD).await;
+    assert!(
+        r.cookie("tessera").is_some(),
+        "password-only again after the reset"
+    );
+    // Required: the next sign-in may only enrol an authenticator.
+    let r = admin(
+        Method::PUT,
+        "/admin/api/users/ada/mfa-required",
+        serde_json::json!({"required": true}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let (pending, v) = h.password_step().await;
+    assert_eq!(v["enrol_only"], true);
+    let r = h
+        .post_json(
+            "/login/second-factor/totp",
+            serde_json::json!({}),
+            &pending,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let v = r.json();
+    let totp = totp_of(v["uri"].as_str().unwrap());
+    let code = totp.code_at(h.now_secs()).unwrap();
+    let r = h
+        .second_step(
+            &pending,
+            serde_json::json!({"factor": v["factor"]["id"], "code": code}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.json()["session"]["amr"],
+        serde_json::json!(["pwd", "otp", "mfa"])
+    );
+}
