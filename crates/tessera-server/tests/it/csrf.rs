@@ -14,7 +14,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use tessera_domain::account::Role;
 
-use crate::harness::{Harness, ORIGIN, PASSWORD, harness};
+use crate::harness::{Harness, ORIGIN, PASSWORD};
 
 /// How a route receives its CSRF token.
 #[derive(Clone, Copy, Debug)]
@@ -27,6 +27,30 @@ enum Carrier {
     SignInForm,
     /// No token: the JSON sign-in (no session yet); only the Origin checks apply.
     OriginOnly,
+    /// The second-step forms: the pending cookie, and the `csrf` field derived from it.
+    PendingForm,
+    /// The second step in JSON: the pending cookie; only the Origin checks apply.
+    PendingJson,
+}
+
+/// What a route needs to exist before it can succeed; `{id}`, `{factor}` and `{code}` in the
+/// path and body are filled in from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Setup {
+    Nothing,
+    /// `{id}`: a pending TOTP factor of ada; `{code}`: its current code.
+    PendingTotp,
+    /// `{id}`: a pending email factor of ada (its resend throttle already passed).
+    EmailFactor,
+    /// `{id}`: an active email factor of bob.
+    BobFactor,
+    /// ada with an active TOTP factor, signed in with her password only so far: the pending
+    /// cookie; `{factor}` and `{code}` (the next step's).
+    SecondStep,
+    /// As `SecondStep`, with an active email factor as `{factor}` (for "send me a code").
+    SecondStepEmail,
+    /// ada required to use a factor and without one: an enrol-only pending sign-in.
+    EnrolOnly,
 }
 
 /// Whose session makes the request.
@@ -47,6 +71,7 @@ struct Case {
     /// A JSON body, if the route takes one; for `Carrier::Form`, more urlencoded fields sent
     /// after `csrf`.
     json: Option<&'static str>,
+    setup: Setup,
 }
 
 const fn case(
@@ -56,12 +81,24 @@ const fn case(
     who: Who,
     json: Option<&'static str>,
 ) -> Case {
+    with(method, pattern, carrier, who, json, Setup::Nothing)
+}
+
+const fn with(
+    method: Method,
+    pattern: &'static str,
+    carrier: Carrier,
+    who: Who,
+    json: Option<&'static str>,
+    setup: Setup,
+) -> Case {
     Case {
         method,
         pattern,
         carrier,
         who,
         json,
+        setup,
     }
 }
 
@@ -168,6 +205,196 @@ const CASES: &[Case] = &[
         Carrier::Header,
         Who::Admin,
         Some(r#"{"password":"another long enough password"}"#),
+    ),
+    // Second factors: the user's own (JSON and forms), the second step, the admin API.
+    case(
+        Method::POST,
+        "/api/factors/totp",
+        Carrier::Header,
+        Who::User,
+        Some("{}"),
+    ),
+    case(
+        Method::POST,
+        "/api/factors/email",
+        Carrier::Header,
+        Who::User,
+        Some(r#"{"address":"ada@example.org"}"#),
+    ),
+    case(
+        Method::POST,
+        "/api/factors/sms",
+        Carrier::Header,
+        Who::User,
+        Some(r#"{"phone":"+447700900123"}"#),
+    ),
+    case(
+        Method::POST,
+        "/api/factors/recovery-codes",
+        Carrier::Header,
+        Who::User,
+        None,
+    ),
+    with(
+        Method::DELETE,
+        "/api/factors/{id}",
+        Carrier::Header,
+        Who::User,
+        Some(r#"{"password":"correct horse battery staple"}"#),
+        Setup::EmailFactor,
+    ),
+    with(
+        Method::POST,
+        "/api/factors/{id}/confirm",
+        Carrier::Header,
+        Who::User,
+        Some(r#"{"code":"{code}"}"#),
+        Setup::PendingTotp,
+    ),
+    with(
+        Method::POST,
+        "/api/factors/{id}/send",
+        Carrier::Header,
+        Who::User,
+        None,
+        Setup::EmailFactor,
+    ),
+    case(
+        Method::POST,
+        "/account/factors/totp",
+        Carrier::Form,
+        Who::User,
+        Some("label=app"),
+    ),
+    case(
+        Method::POST,
+        "/account/factors/email",
+        Carrier::Form,
+        Who::User,
+        Some("address=ada%40example.org"),
+    ),
+    case(
+        Method::POST,
+        "/account/factors/sms",
+        Carrier::Form,
+        Who::User,
+        Some("phone=%2B447700900123"),
+    ),
+    case(
+        Method::POST,
+        "/account/factors/recovery-codes",
+        Carrier::Form,
+        Who::User,
+        None,
+    ),
+    with(
+        Method::POST,
+        "/account/factors/{id}/confirm",
+        Carrier::Form,
+        Who::User,
+        Some("code={code}"),
+        Setup::PendingTotp,
+    ),
+    with(
+        Method::POST,
+        "/account/factors/{id}/send",
+        Carrier::Form,
+        Who::User,
+        None,
+        Setup::EmailFactor,
+    ),
+    with(
+        Method::POST,
+        "/account/factors/{id}/remove",
+        Carrier::Form,
+        Who::User,
+        Some("password=correct+horse+battery+staple"),
+        Setup::EmailFactor,
+    ),
+    with(
+        Method::POST,
+        "/login/second-factor",
+        Carrier::PendingForm,
+        Who::Visitor,
+        Some("rd=&factor={factor}&code={code}"),
+        Setup::SecondStep,
+    ),
+    with(
+        Method::POST,
+        "/login/second-factor",
+        Carrier::PendingJson,
+        Who::Visitor,
+        Some(r#"{"factor":"{factor}","code":"{code}"}"#),
+        Setup::SecondStep,
+    ),
+    with(
+        Method::POST,
+        "/login/second-factor/send",
+        Carrier::PendingForm,
+        Who::Visitor,
+        Some("rd=&factor={factor}"),
+        Setup::SecondStepEmail,
+    ),
+    with(
+        Method::POST,
+        "/login/second-factor/send",
+        Carrier::PendingJson,
+        Who::Visitor,
+        Some(r#"{"factor":"{factor}"}"#),
+        Setup::SecondStepEmail,
+    ),
+    with(
+        Method::POST,
+        "/login/second-factor/totp",
+        Carrier::PendingForm,
+        Who::Visitor,
+        Some("rd="),
+        Setup::EnrolOnly,
+    ),
+    with(
+        Method::POST,
+        "/login/second-factor/totp",
+        Carrier::PendingJson,
+        Who::Visitor,
+        Some("{}"),
+        Setup::EnrolOnly,
+    ),
+    case(
+        Method::POST,
+        "/admin/api/users/{username}/factors/reset",
+        Carrier::Header,
+        Who::Admin,
+        None,
+    ),
+    with(
+        Method::DELETE,
+        "/admin/api/users/{username}/factors/{id}",
+        Carrier::Header,
+        Who::Admin,
+        None,
+        Setup::BobFactor,
+    ),
+    with(
+        Method::POST,
+        "/admin/api/users/{username}/factors/{id}/unlock",
+        Carrier::Header,
+        Who::Admin,
+        None,
+        Setup::BobFactor,
+    ),
+    case(
+        Method::PUT,
+        "/admin/api/users/{username}/mfa-required",
+        Carrier::Header,
+        Who::Admin,
+        Some(r#"{"required":true}"#),
+    ),
+    case(
+        Method::POST,
+        "/admin/api/users/{username}/hotp",
+        Carrier::Header,
+        Who::Admin,
+        Some(r#"{"secret":"3132333435363738393031323334353637383930"}"#),
     ),
 ];
 
@@ -276,6 +503,8 @@ struct Ready {
     token: String,
     /// The concrete path.
     path: String,
+    /// `{placeholder}` → value, for the body.
+    fill: Vec<(&'static str, String)>,
 }
 
 async fn prepare(h: &Harness, case: &Case) -> Ready {
@@ -298,6 +527,19 @@ async fn prepare(h: &Harness, case: &Case) -> Ready {
         }
     };
     let mut path = case.pattern.replace("{username}", "bob");
+    if case.setup != Setup::Nothing {
+        let (cookie2, token2, fill) =
+            crate::factors::csrf_setup(h, case.setup, cookie.as_deref(), &token).await;
+        for (k, v) in &fill {
+            path = path.replace(k, v);
+        }
+        return Ready {
+            cookie: cookie2.or(cookie),
+            token: token2.unwrap_or(token),
+            path,
+            fill,
+        };
+    }
     if path.contains("{id}") {
         // Another session of the same user, to end.
         let (other, _) = h.session("ada").await;
@@ -318,6 +560,7 @@ async fn prepare(h: &Harness, case: &Case) -> Ready {
         cookie,
         token,
         path,
+        fill: Vec::new(),
     }
 }
 
@@ -337,7 +580,26 @@ fn request(
     if let Some(c) = &ready.cookie {
         r = r.header(header::COOKIE, c);
     }
+    let fill = |text: &str| {
+        let mut text = text.to_owned();
+        for (k, v) in &ready.fill {
+            text = text.replace(k, v);
+        }
+        text
+    };
     let body = match case.carrier {
+        Carrier::PendingForm => {
+            r = r.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+            let csrf = serde_urlencoded::to_string([("csrf", token.unwrap_or(""))]).unwrap();
+            match case.json {
+                Some(more) => format!("{csrf}&{}", fill(more)),
+                None => csrf,
+            }
+        }
+        Carrier::PendingJson => {
+            r = r.header(header::CONTENT_TYPE, "application/json");
+            fill(case.json.unwrap_or("{}"))
+        }
         Carrier::Form => {
             r = r.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
             let csrf = match token {
@@ -345,8 +607,8 @@ fn request(
                 None => String::new(),
             };
             match case.json {
-                Some(more) if csrf.is_empty() => more.to_owned(),
-                Some(more) => format!("{csrf}&{more}"),
+                Some(more) if csrf.is_empty() => fill(more),
+                Some(more) => format!("{csrf}&{}", fill(more)),
                 None => csrf,
             }
         }
@@ -371,7 +633,7 @@ fn request(
                 }
                 (_, Some(json)) => {
                     r = r.header(header::CONTENT_TYPE, "application/json");
-                    json.to_owned()
+                    fill(json)
                 }
                 _ => String::new(),
             }
@@ -388,7 +650,7 @@ async fn every_state_changing_route_refuses_cross_site_requests_and_bad_tokens()
     let same_origin: &[(&str, &str)] = &[("sec-fetch-site", "same-origin"), ("origin", ORIGIN)];
     for case in CASES {
         let name = format!("{} {} ({:?})", case.method, case.pattern, case.carrier);
-        let h = harness().await;
+        let h = crate::factors::harness_for_csrf().await;
         let ready = prepare(&h, case).await;
         let right = Some(ready.token.as_str());
         let shaped = "A".repeat(43);
@@ -407,7 +669,7 @@ async fn every_state_changing_route_refuses_cross_site_requests_and_bad_tokens()
                 ),
                 ("Origin null", right, &[("origin", "null")]),
             ];
-            if !matches!(case.carrier, Carrier::OriginOnly) {
+            if !matches!(case.carrier, Carrier::OriginOnly | Carrier::PendingJson) {
                 v.push(("wrong token", Some("not-the-token"), same_origin));
                 v.push((
                     "a token of the right shape",

@@ -768,3 +768,143 @@ async fn admins_import_list_and_reset_factors_through_the_api() {
         serde_json::json!(["pwd", "otp", "mfa"])
     );
 }
+
+/// A server with a master key and the development log channel (codes go to the log), for the
+/// CSRF table (`csrf.rs`), whose every row must also succeed with the right token.
+pub(crate) async fn harness_for_csrf() -> Harness {
+    let config = tessera_delivery::DeliveryConfig {
+        log: serde_json::from_value(serde_json::json!({"enabled": true})).unwrap(),
+        ..Default::default()
+    };
+    let clock = tessera_testkit::FakeClock::new(tessera_domain::clock::UnixTime(1_800_000_000));
+    let senders = config.build(&Env, Arc::new(clock)).unwrap();
+    harness_factors(
+        SecondFactors {
+            master_keys: ring(),
+            senders,
+        },
+        |_| {},
+    )
+    .await
+}
+
+/// An active email factor stored directly (its address needs no confirmation code here).
+async fn active_email_factor(h: &Harness, username: &str) -> String {
+    use tessera_domain::factor::{Factor, FactorData, FactorId, FactorLabel, FactorStatus};
+    let account = tessera_domain::accounts::find(h.store.as_ref(), username)
+        .await
+        .unwrap();
+    let factor = Factor {
+        id: FactorId::generate(),
+        account_id: account.id.clone(),
+        label: FactorLabel::parse("mail").unwrap(),
+        status: FactorStatus::Active,
+        created_at: tessera_domain::clock::UnixTime(h.now_secs()),
+        last_used_at: None,
+        failures: 0,
+        locked_at: None,
+        last_sent_at: None,
+        data: FactorData::Email {
+            address: tessera_domain::account::Email::parse("ada@example.org").unwrap(),
+        },
+    };
+    h.store.create_factor(&factor).await.unwrap();
+    factor.id.to_string()
+}
+
+/// The password step, then the second-step page's CSRF token.
+async fn pending_with_csrf(h: &Harness) -> (String, String) {
+    let r = h.login("ada", PASSWORD).await;
+    let pending = r.cookie(PENDING).expect("a pending sign-in");
+    let page = h.get("/login/second-factor", Some(&pending)).await;
+    let csrf = page
+        .body
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .expect("a csrf field")
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    (pending, csrf)
+}
+
+/// Prepares a CSRF-table row (see `csrf::Setup`): returns the cookie and token to use instead
+/// of the row's own (if any) and the `{placeholder}` values.
+pub(crate) async fn csrf_setup(
+    h: &Harness,
+    setup: crate::csrf::Setup,
+    cookie: Option<&str>,
+    token: &str,
+) -> (Option<String>, Option<String>, Vec<(&'static str, String)>) {
+    use crate::csrf::Setup;
+    match setup {
+        Setup::Nothing => (None, None, Vec::new()),
+        Setup::PendingTotp => {
+            let r = h
+                .post_json(
+                    "/api/factors/totp",
+                    serde_json::json!({}),
+                    cookie.unwrap(),
+                    Some(token),
+                )
+                .await;
+            let v = r.json();
+            let totp = totp_of(v["uri"].as_str().unwrap());
+            let code = totp.code_at(h.now_secs()).unwrap();
+            let id = v["factor"]["id"].as_str().unwrap().to_owned();
+            (None, None, vec![("{id}", id), ("{code}", code)])
+        }
+        Setup::EmailFactor => {
+            let r = h
+                .post_json(
+                    "/api/factors/email",
+                    serde_json::json!({"address": "ada@example.org"}),
+                    cookie.unwrap(),
+                    Some(token),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+            h.clock.advance(31);
+            let id = r.json()["factor"]["id"].as_str().unwrap().to_owned();
+            (None, None, vec![("{id}", id)])
+        }
+        Setup::BobFactor => {
+            let id = active_email_factor(h, "bob").await;
+            (None, None, vec![("{id}", id)])
+        }
+        Setup::SecondStep => {
+            let (session, csrf) = h.session("ada").await;
+            let (id, totp) = h.enrol_totp(&session, &csrf).await;
+            let (pending, step_csrf) = pending_with_csrf(h).await;
+            h.clock.advance(30);
+            let code = totp.code_at(h.now_secs()).unwrap();
+            (
+                Some(pending),
+                Some(step_csrf),
+                vec![("{factor}", id), ("{code}", code)],
+            )
+        }
+        Setup::SecondStepEmail => {
+            let id = active_email_factor(h, "ada").await;
+            let (pending, step_csrf) = pending_with_csrf(h).await;
+            (Some(pending), Some(step_csrf), vec![("{factor}", id)])
+        }
+        Setup::EnrolOnly => {
+            let account = tessera_domain::accounts::find(h.store.as_ref(), "ada")
+                .await
+                .unwrap();
+            tessera_domain::factors::set_required(
+                h.store.as_ref(),
+                &account.id,
+                true,
+                &tessera_domain::accounts::Actor::default(),
+                tessera_domain::clock::UnixTime(h.now_secs()),
+            )
+            .await
+            .unwrap();
+            let (pending, step_csrf) = pending_with_csrf(h).await;
+            (Some(pending), Some(step_csrf), Vec::new())
+        }
+    }
+}
