@@ -31,7 +31,7 @@ cargo fmt --all -- --check
 step "clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "Python venv for the test peers (aiosmtpd for the SMTP tests, PyJWT for interop) and openssl"
+step "Python venv for the test peers (aiosmtpd for the SMTP tests, PyJWT and pyotp for interop) and openssl"
 # One venv for every Python peer. The Rust SMTP tests (crates/tessera-delivery/tests/it/smtp.rs)
 # spawn aiosmtpd with $SMTP_TEST_PYTHON and make throwaway certificates with openssl; without
 # them they skip (and fail under CI).
@@ -72,6 +72,9 @@ fi
 step "PyJWT interoperability"
 cargo build -p tessera-cli
 "$venv/bin/python" tests/interop/pyjwt_interop.py --tessera target/debug/tessera
+
+step "pyotp interoperability (second factors: TOTP enrolment URI, HOTP seeds, both ways)"
+"$venv/bin/python" tests/interop/pyotp_interop.py --tessera target/debug/tessera
 
 # --- browser step (tests/browser/run.sh): headless Debian Chromium against a fresh server ---
 step "browser: sign-in, sessions and sign-out in headless Chromium"

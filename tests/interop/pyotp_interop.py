@@ -128,11 +128,19 @@ def main() -> int:
         if r.returncode != 0:
             print(f"pyotp_interop: {' '.join(step)} failed: {r.stderr}", file=sys.stderr)
             return 2
+    # Many sign-ins from one address in a minute: lift the throttle for this run only.
+    serve_env = dict(env)
+    serve_env.update({
+        "TESSERA_THROTTLE__PER_IP_PER_MINUTE": "600",
+        "TESSERA_THROTTLE__PER_IP_BURST": "200",
+        "TESSERA_THROTTLE__PER_ACCOUNT_PER_MINUTE": "600",
+        "TESSERA_THROTTLE__PER_ACCOUNT_BURST": "200",
+    })
     port = free_port()
     log = open(Path(tmp.name) / "serve.log", "w")
     server = subprocess.Popen(
         [tessera, "serve", "--data-dir", data, "--listen", f"127.0.0.1:{port}"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        env=serve_env, stdout=log, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
