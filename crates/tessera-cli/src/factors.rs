@@ -67,6 +67,20 @@ pub(crate) enum FactorsCommand {
 pub(crate) enum HotpCommand {
     /// Import an HOTP key fob's seed (RFC 4226) for an account; needs a master key.
     Import(ImportArgs),
+    /// Resynchronise a fob pressed past the look-ahead window: two consecutive codes it shows
+    /// now (RFC 4226 §7.4); the counter only moves forward.
+    Resync {
+        /// Login name.
+        name: String,
+        /// The fob's factor id.
+        factor: String,
+        /// A code the fob shows.
+        first: String,
+        /// The next code it shows.
+        second: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 /// `tessera user hotp import` flags.
@@ -203,7 +217,16 @@ pub(crate) fn run_factors(cmd: FactorsCommand) -> Result<()> {
 
 /// Runs `tessera user hotp …`.
 pub(crate) fn run_hotp(cmd: HotpCommand) -> Result<()> {
-    let HotpCommand::Import(args) = cmd;
+    let args = match cmd {
+        HotpCommand::Import(args) => args,
+        HotpCommand::Resync {
+            name,
+            factor,
+            first,
+            second,
+            store,
+        } => return resync(&name, &factor, &first, &second, &store),
+    };
     let file = config::load(&args.store, None)?;
     let seed = match (args.secret, args.uri) {
         (Some(secret), None) => {
@@ -249,6 +272,30 @@ pub(crate) fn run_hotp(cmd: HotpCommand) -> Result<()> {
         };
         let factor = factors::import_hotp(&ctx, &account.id, import, &actor()).await?;
         println!("{}", serde_json::to_string_pretty(&factor)?);
+        Ok(())
+    })
+}
+
+fn resync(name: &str, factor: &str, first: &str, second: &str, args: &StoreArgs) -> Result<()> {
+    let file = config::load(args, None)?;
+    let id = factor_id(factor)?;
+    runtime()?.block_on(async move {
+        let (store, keys) = open(&file).await?;
+        let store = store.as_ref();
+        let account = find(store, name).await?;
+        let ctx = FactorContext {
+            store,
+            keys: &keys,
+            policy: file.factors.policy()?,
+            now: SystemClock.now(),
+        };
+        match factors::resync_hotp(&ctx, &account.id, &id, first, second, &actor()).await? {
+            Ok(()) => println!("resynchronised factor {factor} of {name}"),
+            Err(denial) => bail!(
+                "not resynchronised ({}): give two consecutive codes the fob shows now",
+                denial.as_str()
+            ),
+        }
         Ok(())
     })
 }
