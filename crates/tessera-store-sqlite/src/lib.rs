@@ -34,6 +34,7 @@ use tessera_store_sql::{Backend, Op};
 pub(crate) const MIGRATIONS: Migrations = &[
     (1, "init", include_str!("../migrations/0001_init.sql")),
     (2, "changes", include_str!("../migrations/0002_changes.sql")),
+    (3, "factors", include_str!("../migrations/0003_factors.sql")),
 ];
 
 /// How long SQLite waits for a lock held by another connection or process.
