@@ -808,7 +808,7 @@ async fn active_email_factor(h: &Harness, username: &str) -> String {
             address: tessera_domain::account::Email::parse("ada@example.org").unwrap(),
         },
     };
-    h.store.create_factor(&factor).await.unwrap();
+    h.store.create_factor(&factor, None).await.unwrap();
     factor.id.to_string()
 }
 
