@@ -77,7 +77,7 @@ step "pyotp interoperability (second factors: TOTP enrolment URI, HOTP seeds, bo
 "$venv/bin/python" tests/interop/pyotp_interop.py --tessera target/debug/tessera
 
 # --- browser step (tests/browser/run.sh): headless Debian Chromium against a fresh server ---
-step "browser: sign-in, sessions and sign-out in headless Chromium"
+step "browser: sign-in, sessions, sign-out and a TOTP second factor in headless Chromium"
 tests/browser/run.sh
 # --- end of browser step ---
 

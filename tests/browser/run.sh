@@ -83,6 +83,11 @@ password="$(node -e 'console.log(require("crypto").randomBytes(18).toString("bas
 "$tessera" migrate --data-dir "$data" >/dev/null
 printf '%s\n' "$password" | "$tessera" user add "$username" --email alice@example.com --group staff \
   --password-stdin --data-dir "$data" >/dev/null
+# The second-factor test's own account, and the master key that seals TOTP seeds.
+mfa_username=mallory
+mfa_password="$(node -e 'console.log(require("crypto").randomBytes(18).toString("base64url"))')"
+printf '%s\n' "$mfa_password" | "$tessera" user add "$mfa_username" --password-stdin --data-dir "$data" >/dev/null
+master_key="$("$tessera" keys generate-master)"
 
 # A logo (branding.logo), to check that the pages show it under their CSP.
 cat >"$work/logo.svg" <<'SVG'
@@ -97,7 +102,7 @@ free_port() {
 base=""
 for attempt in 1 2 3; do
   port="$(free_port)"
-  TESSERA_BRANDING__LOGO="$work/logo.svg" \
+  TESSERA_BRANDING__LOGO="$work/logo.svg" TESSERA_MASTER_KEY="$master_key" \
     "$tessera" serve --listen "127.0.0.1:$port" --data-dir "$data" >"$work/server.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 100); do
@@ -130,6 +135,15 @@ BROWSER_TEST_BASE_URL="$base" \
   BROWSER_TEST_ARTIFACTS="$artifacts" \
   node --test --test-reporter=spec "$here/signin.test.mjs"
 status=$?
+if [ "$status" = 0 ]; then
+  BROWSER_TEST_BASE_URL="$base" \
+    BROWSER_TEST_MFA_USERNAME="$mfa_username" \
+    BROWSER_TEST_MFA_PASSWORD="$mfa_password" \
+    BROWSER_TEST_CHROMIUM="$chromium_bin" \
+    BROWSER_TEST_ARTIFACTS="$artifacts" \
+    node --test --test-reporter=spec "$here/factors.test.mjs"
+  status=$?
+fi
 set -e
 if [ "$status" != 0 ] && [ -d "$artifacts" ]; then
   say "screenshots of the failing step: $artifacts"
