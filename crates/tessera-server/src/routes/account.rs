@@ -278,7 +278,11 @@ async fn current(session: CurrentSession) -> Response {
             "groups": account.groups,
             "role": account.role,
         },
-        "session": { "id": session.resolved.session.id, "expires_at": session.resolved.session.expires_at },
+        "session": {
+            "id": session.resolved.session.id,
+            "expires_at": session.resolved.session.expires_at,
+            "amr": session.resolved.session.amr,
+        },
         "csrf": session.resolved.session.csrf,
     }))
     .into_response();
