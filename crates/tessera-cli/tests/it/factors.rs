@@ -326,3 +326,29 @@ fn master_keys_rotate_in_one_command() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("set one"), "{}", run.stderr);
 }
+
+/// `serve` checks the master key before anything starts: a malformed TESSERA_MASTER_KEY stops
+/// it with exit 2, naming the variable and never echoing the value.
+#[test]
+fn serve_refuses_a_bad_master_key_by_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let bad = "not-a-master-key-0123456789";
+    let run = tessera(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().expect("utf-8"),
+        ],
+        Some(bad),
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("TESSERA_MASTER_KEY"), "{}", run.stderr);
+    assert!(!run.stderr.contains(bad) && !run.stdout.contains(bad));
+    assert!(
+        !data.join("tessera.db").exists(),
+        "no database made by a refused start"
+    );
+}
