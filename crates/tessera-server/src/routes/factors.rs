@@ -273,6 +273,16 @@ impl TotpShown {
     }
 }
 
+/// Enrolments and sent codes share the sign-in throttle (per address and per account): each
+/// creates a row, and a sent code costs a message, so a session must not be a way to create
+/// them without bound (OWASP ASVS 5.0 V2.4: anti-automation).
+fn throttle(state: &AppState, session: &CurrentSession, ip: Option<&str>) -> Result<(), ApiError> {
+    state
+        .throttle()
+        .admit(ip, session.resolved.account.username.as_str())
+        .map_err(|wait| ApiError::rate_limited(wait.as_secs() + 1, "factor action throttled"))
+}
+
 async fn begin_totp(
     state: &AppState,
     session: &CurrentSession,
@@ -280,6 +290,7 @@ async fn begin_totp(
     ip: Option<String>,
 ) -> Result<TotpShown, ApiError> {
     state.check_enrolment(true)?;
+    throttle(state, session, ip.as_deref())?;
     let account = &session.resolved.account;
     let enrolment = factors::begin_totp(
         &state.factor_ctx(),
@@ -301,6 +312,7 @@ async fn enrol_destination(
     ip: Option<String>,
 ) -> Result<(FactorSummary, String), ApiError> {
     state.check_enrolment(false)?;
+    throttle(state, session, ip.as_deref())?;
     let account = &session.resolved.account.id;
     let ctx = state.factor_ctx();
     let actor = actor(ip);
@@ -411,7 +423,7 @@ async fn reauthenticate(
                 stored.clone(),
             )
             .await?;
-        if ok && stored.is_some() && !found.disabled {
+        if ok && stored.is_some() && !found.disabled && !found.is_locked(state.now()) {
             return Ok(());
         }
         let now = state.now();
@@ -653,6 +665,7 @@ async fn send_again(
     id: &FactorId,
     ip: Option<String>,
 ) -> Result<(String, i64), ApiError> {
+    throttle(state, session, ip.as_deref())?;
     let issued = factors::issue_code(
         &state.factor_ctx(),
         &session.resolved.account.id,

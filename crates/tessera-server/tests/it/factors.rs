@@ -908,3 +908,36 @@ pub(crate) async fn csrf_setup(
         }
     }
 }
+
+/// Enrolments and sent codes share the sign-in throttle: a session cannot create factors (or
+/// send codes) without bound.
+#[tokio::test]
+async fn enrolments_are_throttled() {
+    let h = harness_factors(with_key(), |_| {}).await;
+    let (cookie, csrf) = h.session("ada").await;
+    let mut statuses = Vec::new();
+    for i in 0..15 {
+        let r = h
+            .post_json(
+                "/api/factors/totp",
+                serde_json::json!({"label": format!("app {i}")}),
+                &cookie,
+                Some(&csrf),
+            )
+            .await;
+        statuses.push(r.status);
+        if r.status == StatusCode::TOO_MANY_REQUESTS {
+            assert!(r.header("retry-after").is_some());
+            break;
+        }
+    }
+    assert!(
+        statuses[..5].iter().all(|s| *s == StatusCode::CREATED),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.last(),
+        Some(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+}
