@@ -941,3 +941,48 @@ async fn enrolments_are_throttled() {
         "{statuses:?}"
     );
 }
+
+/// Behind a TLS proxy (production) without a master key, every enrolment is refused, recovery
+/// codes and sent codes included; with one, the pending cookie is `__Host-tessera-mfa`,
+/// `Secure`.
+#[tokio::test]
+async fn production_refuses_every_enrolment_without_a_master_key() {
+    let production = |c: &mut tessera_server::ServerConfig| {
+        c.transport = tessera_server::Transport::BehindTlsProxy;
+        c.public_origin = "https://auth.example.com".into();
+    };
+    let h = crate::harness::harness_with(production).await;
+    let r = h.login("ada", PASSWORD).await;
+    let cookie = r.cookie("__Host-tessera").unwrap();
+    let csrf = r.json()["csrf"].as_str().unwrap().to_owned();
+    for (path, body) in [
+        ("/api/factors/recovery-codes", serde_json::json!({})),
+        (
+            "/api/factors/email",
+            serde_json::json!({"address": "ada@example.org"}),
+        ),
+        ("/api/factors/totp", serde_json::json!({})),
+    ] {
+        let r = h.post_json(path, body, &cookie, Some(&csrf)).await;
+        assert_eq!(
+            r.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{path}: {}",
+            r.body
+        );
+    }
+
+    let h = harness_factors(with_key(), production).await;
+    let r = h.login("ada", PASSWORD).await;
+    let cookie = r.cookie("__Host-tessera").unwrap();
+    let csrf = r.json()["csrf"].as_str().unwrap().to_owned();
+    h.enrol_totp(&cookie, &csrf).await;
+    let r = h.login("ada", PASSWORD).await;
+    assert_eq!(r.json()["status"], "second_factor_required");
+    let line = r.set_cookie_line("__Host-tessera-mfa").unwrap();
+    assert!(
+        line.contains("; Secure") && line.contains("HttpOnly") && line.contains("Path=/"),
+        "{line}"
+    );
+    assert!(r.cookie("__Host-tessera").is_none());
+}
