@@ -86,7 +86,7 @@ step "proxies: sign-in through nginx and Caddy (Debian packages) in headless Chr
 tests/proxy/run.sh
 # --- end of proxy step ---
 
-step "load-test smoke: tessera bench forward-auth, 1 s per scenario (a debug build: numbers meaningless)"
+step "load-test smoke: tessera bench forward-auth and bench factors, 1 s per scenario (a debug build: numbers meaningless)"
 # Keeps the load-test command working; it fails if any answer is wrong. wrk from Debian.
 if ! command -v wrk >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then
@@ -98,6 +98,10 @@ if ! command -v wrk >/dev/null 2>&1; then
   fi
 fi
 target/debug/tessera bench forward-auth --seconds 1 --rounds 1 --warmup 0 --connections 4
+# The second-factor benchmark (issue 9): a few checks per kind, 1 s of HTTP sign-ins per flow;
+# fails if any code is refused or any sign-in answers wrongly.
+target/debug/tessera bench factors --rounds 1 --iterations 5 --password-iterations 1 \
+  --seconds 1 --http-rounds 1 --users 2
 
 if [ "${SKIP_FUZZ:-0}" != 1 ]; then
   step "fuzz smoke run"

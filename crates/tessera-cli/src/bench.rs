@@ -25,6 +25,7 @@ use tessera_server::{AppState, BlockingPasswords, ServerConfig};
 use crate::serve::{SystemClock, runtime};
 
 mod cpu;
+mod factors;
 mod wrk;
 
 use cpu::Usage;
@@ -34,6 +35,9 @@ use wrk::{Load, Report, Wrk};
 pub(crate) enum BenchCommand {
     /// Load-test /auth/verify and POST /login against in-process servers, with wrk.
     ForwardAuth(ForwardAuthArgs),
+    /// Cost of one TOTP, sent-code and recovery-code check (with the store) next to one
+    /// password check, and sign-ins/s with password + TOTP vs password alone over HTTP.
+    Factors(factors::FactorsArgs),
 }
 
 /// The scenarios, in the order they run.
@@ -101,6 +105,7 @@ pub(crate) struct ForwardAuthArgs {
 pub(crate) fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::ForwardAuth(args) => forward_auth(args),
+        BenchCommand::Factors(args) => factors::run(args),
     }
 }
 
@@ -976,6 +981,11 @@ fn get(addr: SocketAddr, path: &str, cookie: Option<&str>) -> Result<(u16, Strin
 
 /// One request on a fresh connection that the server closes after answering.
 fn exchange(addr: SocketAddr, request: &str) -> Result<(u16, String)> {
+    exchange_full(addr, request).map(|(status, head, _)| (status, head))
+}
+
+/// As [`exchange`], with the response body too.
+fn exchange_full(addr: SocketAddr, request: &str) -> Result<(u16, String, String)> {
     let mut stream = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     stream.write_all(request.as_bytes())?;
@@ -984,13 +994,13 @@ fn exchange(addr: SocketAddr, request: &str) -> Result<(u16, String)> {
         .read_to_end(&mut raw)
         .context("reading the response")?;
     let text = String::from_utf8_lossy(&raw);
-    let head = text.split("\r\n\r\n").next().unwrap_or_default().to_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .context("malformed HTTP response")?;
-    Ok((status, head))
+    Ok((status, head.to_owned(), body.to_owned()))
 }
 
 /// Formats server logs into a sink, so that `--server-log info` costs what production logging
