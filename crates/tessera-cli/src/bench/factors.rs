@@ -146,6 +146,8 @@ struct Samples {
     name: &'static str,
     note: &'static str,
     times: Vec<Duration>,
+    /// CPU of the whole process (every thread, the store's included) per call, in ns.
+    cpu: Vec<u64>,
 }
 
 impl Samples {
@@ -154,7 +156,18 @@ impl Samples {
             name,
             note,
             times: Vec::new(),
+            cpu: Vec::new(),
         }
+    }
+
+    /// Median CPU per call in µs, less the cost of reading the counters; NaN if not measured.
+    fn cpu_median(&self, overhead_ns: u64) -> f64 {
+        let mut v = self.cpu.clone();
+        if v.is_empty() || v.iter().all(|&c| c == 0) {
+            return f64::NAN;
+        }
+        v.sort_unstable();
+        v[v.len() / 2].saturating_sub(overhead_ns) as f64 / 1000.0
     }
 
     fn quantile(&self, q: f64) -> f64 {
@@ -179,6 +192,34 @@ impl Samples {
 struct ChecksTable {
     store: &'static str,
     rows: Vec<Samples>,
+    /// Median CPU of one empty pair of [`cpu_ns`] reads, subtracted from every call.
+    overhead_ns: u64,
+}
+
+/// CPU time of this process so far, in ns: the sum of every thread's time on a CPU
+/// (`/proc/self/task/*/schedstat`, first field), precise where `/proc/self/stat` counts ticks.
+/// 0 where unreadable (the CPU columns then show NaN).
+fn cpu_ns() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|text| text.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The median CPU cost of reading [`cpu_ns`] twice, back to back.
+fn cpu_overhead() -> u64 {
+    let mut v: Vec<u64> = (0..200)
+        .map(|_| {
+            let c = cpu_ns();
+            cpu_ns().saturating_sub(c)
+        })
+        .collect();
+    v.sort_unstable();
+    v[v.len() / 2]
 }
 
 fn bench_account(name: &str) -> Result<NewAccount> {
@@ -329,23 +370,29 @@ async fn checks(
                 factor: totp_id.clone(),
                 code: Zeroizing::new(code),
             };
+            let c = cpu_ns();
             let t = Instant::now();
             let got = factors::verify(&ctx(now), &account.id, &proof, &actor).await?;
             s_totp.times.push(t.elapsed());
+            s_totp.cpu.push(cpu_ns().saturating_sub(c));
             expect("a TOTP code", got, FactorKind::Totp)?;
         }
         for _ in 0..args.iterations {
             now = now.plus(60);
+            let c = cpu_ns();
             let t = Instant::now();
             let code = issue(&ctx(now), &account, &email.id, &actor).await?;
             s_issue.times.push(t.elapsed());
+            s_issue.cpu.push(cpu_ns().saturating_sub(c));
             let proof = Proof::Code {
                 factor: email.id.clone(),
                 code,
             };
+            let c = cpu_ns();
             let t = Instant::now();
             let got = factors::verify(&ctx(now), &account.id, &proof, &actor).await?;
             s_sent.times.push(t.elapsed());
+            s_sent.cpu.push(cpu_ns().saturating_sub(c));
             expect("a sent code", got, FactorKind::Email)?;
         }
         for _ in 0..args.iterations {
@@ -359,15 +406,19 @@ async fn checks(
                 bail!("no recovery code generated");
             };
             let proof = Proof::Recovery { code };
+            let c = cpu_ns();
             let t = Instant::now();
             let got = factors::verify(&ctx(now), &account.id, &proof, &actor).await?;
             s_rec.times.push(t.elapsed());
+            s_rec.cpu.push(cpu_ns().saturating_sub(c));
             expect("a recovery code", got, FactorKind::Recovery)?;
         }
         for _ in 0..args.password_iterations {
+            let c = cpu_ns();
             let t = Instant::now();
             let ok = hasher.verify(&password, Some(&stored));
             s_pwd.times.push(t.elapsed());
+            s_pwd.cpu.push(cpu_ns().saturating_sub(c));
             ensure!(ok, "Hasher::verify refused its own hash");
         }
         for _ in 0..args.iterations.div_ceil(10) {
@@ -385,6 +436,7 @@ async fn checks(
     Ok(ChecksTable {
         store: label,
         rows: vec![s_totp, s_sent, s_rec, s_issue, s_raw, s_pwd],
+        overhead_ns: cpu_overhead(),
     })
 }
 
@@ -417,6 +469,11 @@ fn print_checks(t: &ChecksTable, markdown: bool) {
         .iter()
         .find(|r| r.name == "password check")
         .map_or(f64::NAN, |r| r.quantile(0.5));
+    let pwd_cpu = t
+        .rows
+        .iter()
+        .find(|r| r.name == "password check")
+        .map_or(f64::NAN, |r| r.cpu_median(t.overhead_ns));
     let header = [
         "operation",
         "calls",
@@ -425,6 +482,8 @@ fn print_checks(t: &ChecksTable, markdown: bool) {
         "p90",
         "p99",
         "vs password (median)",
+        "CPU median",
+        "CPU vs password",
         "what",
     ];
     let rows: Vec<Vec<String>> = t
@@ -444,12 +503,30 @@ fn print_checks(t: &ChecksTable, markdown: bool) {
                 } else {
                     format!("{:.3} % (1/{:.0})", 100.0 * med / pwd, pwd / med)
                 },
+                fmt_cpu(r.cpu_median(t.overhead_ns)),
+                {
+                    let c = r.cpu_median(t.overhead_ns);
+                    if c.is_nan() {
+                        "-".to_owned()
+                    } else if r.name == "password check" {
+                        "100 %".to_owned()
+                    } else {
+                        format!("{:.2} % (1/{:.0})", 100.0 * c / pwd_cpu, pwd_cpu / c)
+                    }
+                },
                 r.note.to_owned(),
             ]
         })
         .collect();
-    println!("\nPer check, {} store (wall time per call):", t.store);
+    println!(
+        "\nPer check, {} store (wall time per call; CPU of the whole process per call, less {} ns of measuring):",
+        t.store, t.overhead_ns
+    );
     print_table(&header, &rows, markdown);
+}
+
+fn fmt_cpu(us: f64) -> String {
+    if us.is_nan() { "-".into() } else { fmt_us(us) }
 }
 
 fn print_table(header: &[&str], rows: &[Vec<String>], markdown: bool) {
