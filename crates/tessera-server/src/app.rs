@@ -220,6 +220,31 @@ impl AppState {
         Ok(self.store().prune_audit(before).await?)
     }
 
+    /// One round of the minute's housekeeping (run by [`serve`]): prunes the throttle, deletes
+    /// expired sessions, and expired pending sign-ins and sent codes (second factors). Failures
+    /// are logged and retried at the next round. The session gauges are counted at scrape time
+    /// (`crate::metrics::render`), not here.
+    pub async fn housekeep(&self) {
+        self.throttle().prune();
+        let now = self.now();
+        let idle = self.config().sessions.idle_timeout;
+        match self.store().delete_expired_sessions(now, idle).await {
+            Ok(n) if n > 0 => tracing::info!(deleted = n, "expired sessions removed"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not remove expired sessions"),
+        }
+        match self.store().delete_expired_factor_state(now).await {
+            Ok(n) if n > 0 => {
+                tracing::info!(
+                    deleted = n,
+                    "expired pending sign-ins and sent codes removed"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not remove expired second-factor state"),
+        }
+    }
+
     /// Creates the first admin token on the first call ever made on this database (by any
     /// node), if there is neither an admin token nor an admin account, and returns it so that
     /// the caller can show it once. Stored only as a hash. Every later call, after a restart
@@ -322,15 +347,7 @@ fn spawn_background(state: AppState) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tick.tick().await;
-            state.throttle().prune();
-            let now = state.now();
-            let idle = state.config().sessions.idle_timeout;
-            match state.store().delete_expired_sessions(now, idle).await {
-                Ok(n) if n > 0 => tracing::info!(deleted = n, "expired sessions removed"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "could not remove expired sessions"),
-            }
-            // The session gauges are counted at scrape time (crate::metrics::render).
+            state.housekeep().await;
         }
     });
     let credentials = {

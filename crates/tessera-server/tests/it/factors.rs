@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::http::{Method, StatusCode};
+use tessera_domain::factor::PendingToken;
 use tessera_domain::store::Store;
 use tessera_server::SecondFactors;
 use tessera_token::otp::{KeyUri, OtpKind, Totp};
@@ -287,6 +288,34 @@ async fn recovery_flow(h: &Harness) {
         .second_step(&pending, serde_json::json!({"recovery_code": codes[1]}))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+/// The minute's housekeeping deletes a pending sign-in once it has expired (it was only
+/// refused before: the row stayed for ever).
+#[tokio::test]
+async fn housekeeping_deletes_expired_pending_sign_ins() {
+    let h = harness_factors(with_key(), |_| {}).await;
+    let (cookie, csrf) = h.session("ada").await;
+    h.enrol_totp(&cookie, &csrf).await;
+    h.logout(&cookie, &csrf).await;
+    let (pending, _) = h.password_step().await;
+    let value = pending.split_once('=').unwrap().1;
+    let token = PendingToken::parse(value.split_once('.').unwrap().0).expect("a pending token");
+    h.state.housekeep().await;
+    assert!(
+        h.store
+            .pending_login(&token.hash(), tessera_domain::clock::UnixTime(h.now_secs()))
+            .await
+            .unwrap()
+            .is_some(),
+        "a live pending sign-in is kept"
+    );
+    h.clock.advance(301);
+    h.state.housekeep().await;
+    assert!(
+        !h.store.delete_pending_login(&token.hash()).await.unwrap(),
+        "the expired pending sign-in is still stored"
+    );
 }
 
 #[tokio::test]
